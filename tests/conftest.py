@@ -1,0 +1,51 @@
+"""Shared fixtures: the golden reference data made from the original code (../shared/reference)."""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+REFERENCE_DIR = Path(os.environ.get("STMFNET_REFERENCE", REPO_ROOT.parent / "shared" / "reference"))
+
+
+def _load_reference(name: str):
+    path = REFERENCE_DIR / name
+    if not path.exists():
+        pytest.skip(f"golden reference {path} not found (set STMFNET_REFERENCE)")
+    return torch.load(path, weights_only=True)
+
+
+@pytest.fixture(scope="session")
+def kernel_goldens():
+    return _load_reference("kernels.pt")
+
+
+@pytest.fixture(scope="session")
+def module_goldens():
+    return _load_reference("modules.pt")
+
+
+@pytest.fixture(scope="session")
+def model_goldens():
+    return _load_reference("models.pt")
+
+
+@pytest.fixture(scope="session")
+def golden_weights():
+    """The reference ``golden_weights`` module (deterministic weights from parameter names)."""
+    if not (REFERENCE_DIR / "golden_weights.py").exists():
+        pytest.skip(f"golden reference {REFERENCE_DIR} not found (set STMFNET_REFERENCE)")
+    sys.path.insert(0, str(REFERENCE_DIR))
+    import golden_weights
+
+    return golden_weights
+
+
+def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
+    """max |got - expected| / max |expected| (the reference README's measure)."""
+    scale = expected.abs().max().clamp_min(1e-300)
+    return float((got.to(expected.dtype) - expected).abs().max() / scale)
