@@ -1,0 +1,282 @@
+"""AdaCoF: adaptive collaboration of flows (Lee et al., CVPR 2020), the warping op of ST-MFNet (Sec. 3.2).
+
+Every output pixel (i, j) is a weighted sum over an F x F grid of taps (k, l), each tap sampling the padded frame
+bilinearly at its own offset (alpha, beta):
+
+    out[b, c, i, j] = sum_{k,l} weight[b, kF+l, i, j] * bilinear(frame[b, c], i + k*d + alpha, j + l*d + beta)
+
+Semantics kept from the original CUDA kernel (they change the numbers, so they are part of the contract):
+- the integer part of an offset is a C-style ``(int)`` cast, i.e. truncation toward zero, not floor; for an offset
+  in (-1, 0) the fraction is negative and the "bilinear" weights extrapolate from pixels p and p+1;
+- the two corner rows and two corner columns are clamped to the padded frame independently;
+- the backward pass gives no gradient to the frame (the original allocated it and never wrote it), sums the weight
+  and offset gradients over the first three channels only (its channel loop was hard-coded to 3; the models always
+  pass RGB), and differentiates the offsets with the integer parts held fixed.
+"""
+import math
+
+import torch
+
+from cupy_module._cuda import check_float_tensors, launch, use_cuda_kernel
+
+# Upper bound on the temporary gathered corner values of the CPU path, so that a 1080p frame is processed a few
+# taps at a time instead of materialising all F*F taps x 4 corners at once.
+_CPU_CHUNK_BYTES = 256 * 2**20
+
+
+def adacof(frame: torch.Tensor, weight: torch.Tensor, offset_i: torch.Tensor, offset_j: torch.Tensor,
+           dilation: int) -> torch.Tensor:
+    """Warp an already padded ``frame`` (B, C, H+(F-1)d, W+(F-1)d) with per-pixel kernels.
+
+    ``weight``, ``offset_i`` (vertical) and ``offset_j`` (horizontal) are (B, F*F, H, W), channel k*F+l being tap
+    row k, column l. Returns (B, C, H, W).
+    """
+    return FunctionAdaCoF.apply(frame, weight, offset_i, offset_j, dilation)
+
+
+class FunctionAdaCoF(torch.autograd.Function):
+    """The original autograd entry point: ``FunctionAdaCoF.apply(input, weight, offset_i, offset_j, dilation)``."""
+
+    @staticmethod
+    def forward(ctx, frame, weight, offset_i, offset_j, dilation):
+        frame, weight, offset_i, offset_j = _checked_inputs(frame, weight, offset_i, offset_j, dilation)
+        ctx.save_for_backward(frame, weight, offset_i, offset_j)
+        ctx.dilation = dilation
+        if use_cuda_kernel(frame):
+            return _forward_cuda(frame, weight, offset_i, offset_j, dilation)
+        return _forward_torch(frame, weight, offset_i, offset_j, dilation)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        frame, weight, offset_i, offset_j = ctx.saved_tensors
+        grad_output = grad_output.contiguous()
+        if use_cuda_kernel(frame):
+            grads = _backward_cuda(grad_output, frame, weight, offset_i, offset_j, ctx.dilation)
+        else:
+            grads = _backward_torch(grad_output, frame, weight, offset_i, offset_j, ctx.dilation)
+        grad_weight, grad_offset_i, grad_offset_j = grads
+        # No gradient for the frame (see the module docstring) nor for the integer dilation.
+        return None, grad_weight, grad_offset_i, grad_offset_j, None
+
+
+def _checked_inputs(frame, weight, offset_i, offset_j, dilation):
+    check_float_tensors("adacof", frame=frame, weight=weight, offset_i=offset_i, offset_j=offset_j)
+    if weight.shape != offset_i.shape or weight.shape != offset_j.shape:
+        raise ValueError(
+            f"adacof: weight {tuple(weight.shape)}, offset_i {tuple(offset_i.shape)} and offset_j "
+            f"{tuple(offset_j.shape)} must have the same shape"
+        )
+    if isinstance(dilation, bool) or not isinstance(dilation, int) or dilation < 1:
+        raise ValueError(f"adacof: dilation must be a positive int, got {dilation!r}")
+    kernel_size = math.isqrt(weight.shape[1])
+    if kernel_size * kernel_size != weight.shape[1]:
+        raise ValueError(f"adacof: weight has {weight.shape[1]} channels, which is not F*F for a kernel size F")
+    border = (kernel_size - 1) * dilation
+    expected = (weight.shape[2] + border, weight.shape[3] + border)
+    if tuple(frame.shape[2:]) != expected:
+        raise ValueError(
+            f"adacof: frame {tuple(frame.shape)} must be padded to H+(F-1)*d x W+(F-1)*d = {expected[0]}x"
+            f"{expected[1]} for weight {tuple(weight.shape)} (F={kernel_size}, dilation={dilation})"
+        )
+    return frame.contiguous(), weight.contiguous(), offset_i.contiguous(), offset_j.contiguous()
+
+
+def _tap_chunks(frame: torch.Tensor, weight: torch.Tensor):
+    """Slices of tap indices whose gathered corners (B, C, taps, 4, H, W) fit the CPU memory budget."""
+    batch, channels = frame.shape[:2]
+    num_taps, height, width = weight.shape[1:]
+    bytes_per_tap = batch * max(channels, 3) * 4 * height * width * frame.element_size()
+    taps_per_chunk = max(1, min(num_taps, _CPU_CHUNK_BYTES // max(bytes_per_tap, 1)))
+    for start in range(0, num_taps, taps_per_chunk):
+        yield slice(start, min(start + taps_per_chunk, num_taps))
+
+
+def _gather_corners(frame, offset_i, offset_j, taps: slice, dilation: int):
+    """Corner values and bilinear corner weights of the taps in ``taps``.
+
+    Returns ``values`` (B, C, T, 4, H, W) and ``corner_weights`` (B, T, 4, H, W), corners ordered
+    (top-left, bottom-left, top-right, bottom-right); also the fractions (B, T, H, W) for the backward pass.
+    """
+    batch, channels, padded_h, padded_w = frame.shape
+    num_taps_total = offset_i.shape[1]
+    kernel_size = math.isqrt(num_taps_total)
+    height, width = offset_i.shape[2:]
+    device = frame.device
+
+    tap_index = torch.arange(taps.start, taps.stop, device=device)
+    tap_row = (tap_index // kernel_size) * dilation
+    tap_col = (tap_index % kernel_size) * dilation
+    base_row = torch.arange(height, device=device).view(1, height, 1) + tap_row.view(-1, 1, 1)  # (T, H, 1)
+    base_col = torch.arange(width, device=device).view(1, 1, width) + tap_col.view(-1, 1, 1)  # (T, 1, W)
+
+    alpha, beta = offset_i[:, taps], offset_j[:, taps]  # (B, T, H, W)
+    whole_alpha, whole_beta = alpha.trunc(), beta.trunc()  # C-style (int) cast: toward zero
+    frac_alpha, frac_beta = alpha - whole_alpha, beta - whole_beta
+    top = base_row + whole_alpha.long()
+    left = base_col + whole_beta.long()
+    bottom, right = (top + 1).clamp_(0, padded_h - 1), (left + 1).clamp_(0, padded_w - 1)
+    top, left = top.clamp_(0, padded_h - 1), left.clamp_(0, padded_w - 1)
+
+    index = torch.stack(
+        (top * padded_w + left, bottom * padded_w + left, top * padded_w + right, bottom * padded_w + right), dim=2
+    )  # (B, T, 4, H, W)
+    num_taps = index.shape[1]
+    flat_frame = frame.view(batch, channels, padded_h * padded_w)
+    values = flat_frame.gather(2, index.view(batch, 1, -1).expand(batch, channels, -1))
+    values = values.view(batch, channels, num_taps, 4, height, width)
+
+    keep_alpha, keep_beta = 1 - frac_alpha, 1 - frac_beta
+    corner_weights = torch.stack(
+        (keep_alpha * keep_beta, frac_alpha * keep_beta, keep_alpha * frac_beta, frac_alpha * frac_beta), dim=2
+    )
+    return values, corner_weights, frac_alpha, frac_beta
+
+
+def _forward_torch(frame, weight, offset_i, offset_j, dilation):
+    batch, channels = frame.shape[:2]
+    height, width = weight.shape[2:]
+    output = frame.new_zeros(batch, channels, height, width)
+    for taps in _tap_chunks(frame, weight):
+        values, corner_weights, _, _ = _gather_corners(frame, offset_i, offset_j, taps, dilation)
+        coefficients = corner_weights * weight[:, taps].unsqueeze(2)  # (B, T, 4, H, W)
+        output += (values * coefficients.unsqueeze(1)).sum(dim=(2, 3))
+    return output
+
+
+def _backward_torch(grad_output, frame, weight, offset_i, offset_j, dilation):
+    # Only the first three channels contribute, as in the original kernels (identical for RGB frames).
+    frame = frame[:, :3].contiguous()
+    grad_output = grad_output[:, :3]
+    grad_weight = torch.empty_like(weight)
+    grad_offset_i = torch.empty_like(offset_i)
+    grad_offset_j = torch.empty_like(offset_j)
+    for taps in _tap_chunks(frame, weight):
+        values, corner_weights, frac_alpha, frac_beta = _gather_corners(frame, offset_i, offset_j, taps, dilation)
+        # Channel-summed corner values weighted by the incoming gradient: (B, T, 4, H, W).
+        weighted = (values * grad_output[:, :, None, None]).sum(dim=1)
+        top_left, bottom_left, top_right, bottom_right = weighted.unbind(dim=2)
+        tap_weight = weight[:, taps]
+        grad_weight[:, taps] = (weighted * corner_weights).sum(dim=2)
+        grad_offset_i[:, taps] = tap_weight * (
+            (bottom_left - top_left) * (1 - frac_beta) + (bottom_right - top_right) * frac_beta
+        )
+        grad_offset_j[:, taps] = tap_weight * (
+            (top_right - top_left) * (1 - frac_alpha) + (bottom_right - bottom_left) * frac_alpha
+        )
+    return grad_weight, grad_offset_i, grad_offset_j
+
+
+_CUDA_SOURCE = r"""
+// Shared by forward and backward: the four clamped corners and the truncated-offset fractions of one tap.
+struct Tap {
+    long long top_left, bottom_left, top_right, bottom_right;  // flat offsets into one padded channel
+    scalar_t frac_i, frac_j;
+};
+
+__device__ Tap make_tap(scalar_t alpha, scalar_t beta, long long row, long long col,
+                        long long padded_h, long long padded_w) {
+    const long long whole_i = (long long) (int) alpha;  // C cast: truncation toward zero, as the original
+    const long long whole_j = (long long) (int) beta;
+    long long top = row + whole_i, bottom = row + whole_i + 1;
+    long long left = col + whole_j, right = col + whole_j + 1;
+    top = min(max(top, 0LL), padded_h - 1);
+    bottom = min(max(bottom, 0LL), padded_h - 1);
+    left = min(max(left, 0LL), padded_w - 1);
+    right = min(max(right, 0LL), padded_w - 1);
+    Tap tap;
+    tap.top_left = top * padded_w + left;
+    tap.bottom_left = bottom * padded_w + left;
+    tap.top_right = top * padded_w + right;
+    tap.bottom_right = bottom * padded_w + right;
+    tap.frac_i = alpha - (scalar_t) whole_i;
+    tap.frac_j = beta - (scalar_t) whole_j;
+    return tap;
+}
+
+extern "C" __global__ void adacof_forward(
+    const long long n, const scalar_t* frame, const scalar_t* weight, const scalar_t* offset_i,
+    const scalar_t* offset_j, scalar_t* output, const long long channels, const long long height,
+    const long long width, const long long kernel_size, const long long dilation
+) {
+    const long long padded_h = height + (kernel_size - 1) * dilation;
+    const long long padded_w = width + (kernel_size - 1) * dilation;
+    const long long taps = kernel_size * kernel_size;
+    for (long long index = blockIdx.x * (long long) blockDim.x + threadIdx.x; index < n;
+         index += (long long) blockDim.x * gridDim.x) {
+        const long long j = index % width;
+        const long long i = (index / width) % height;
+        const long long c = (index / width / height) % channels;
+        const long long b = index / width / height / channels;
+        const scalar_t* plane = frame + (b * channels + c) * padded_h * padded_w;
+        scalar_t sum = 0;
+        for (long long t = 0; t < taps; ++t) {
+            const long long at = ((b * taps + t) * height + i) * width + j;
+            const Tap tap = make_tap(offset_i[at], offset_j[at], i + (t / kernel_size) * dilation,
+                                     j + (t % kernel_size) * dilation, padded_h, padded_w);
+            sum += weight[at] * (
+                plane[tap.top_left] * (1 - tap.frac_i) * (1 - tap.frac_j)
+                + plane[tap.bottom_left] * tap.frac_i * (1 - tap.frac_j)
+                + plane[tap.top_right] * (1 - tap.frac_i) * tap.frac_j
+                + plane[tap.bottom_right] * tap.frac_i * tap.frac_j);
+        }
+        output[index] = sum;
+    }
+}
+
+// One thread per (b, tap, i, j): gradients of weight and both offsets, summed over channels 0..2 (original).
+extern "C" __global__ void adacof_backward(
+    const long long n, const scalar_t* grad_output, const scalar_t* frame, const scalar_t* weight,
+    const scalar_t* offset_i, const scalar_t* offset_j, scalar_t* grad_weight, scalar_t* grad_offset_i,
+    scalar_t* grad_offset_j, const long long channels, const long long height, const long long width,
+    const long long kernel_size, const long long dilation
+) {
+    const long long padded_h = height + (kernel_size - 1) * dilation;
+    const long long padded_w = width + (kernel_size - 1) * dilation;
+    const long long taps = kernel_size * kernel_size;
+    const long long used_channels = min(channels, 3LL);
+    for (long long index = blockIdx.x * (long long) blockDim.x + threadIdx.x; index < n;
+         index += (long long) blockDim.x * gridDim.x) {
+        const long long j = index % width;
+        const long long i = (index / width) % height;
+        const long long t = (index / width / height) % taps;
+        const long long b = index / width / height / taps;
+        const Tap tap = make_tap(offset_i[index], offset_j[index], i + (t / kernel_size) * dilation,
+                                 j + (t % kernel_size) * dilation, padded_h, padded_w);
+        scalar_t sum_weight = 0, sum_i = 0, sum_j = 0;
+        for (long long c = 0; c < used_channels; ++c) {
+            const scalar_t* plane = frame + (b * channels + c) * padded_h * padded_w;
+            const scalar_t delta = grad_output[((b * channels + c) * height + i) * width + j];
+            const scalar_t tl = plane[tap.top_left], bl = plane[tap.bottom_left];
+            const scalar_t tr = plane[tap.top_right], br = plane[tap.bottom_right];
+            sum_weight += delta * (tl * (1 - tap.frac_i) * (1 - tap.frac_j) + bl * tap.frac_i * (1 - tap.frac_j)
+                                   + tr * (1 - tap.frac_i) * tap.frac_j + br * tap.frac_i * tap.frac_j);
+            sum_i += delta * ((bl - tl) * (1 - tap.frac_j) + (br - tr) * tap.frac_j);
+            sum_j += delta * ((tr - tl) * (1 - tap.frac_i) + (br - bl) * tap.frac_i);
+        }
+        grad_weight[index] = sum_weight;
+        grad_offset_i[index] = weight[index] * sum_i;
+        grad_offset_j[index] = weight[index] * sum_j;
+    }
+}
+"""
+
+
+def _forward_cuda(frame, weight, offset_i, offset_j, dilation):
+    batch, channels = frame.shape[:2]
+    num_taps, height, width = weight.shape[1:]
+    output = frame.new_empty(batch, channels, height, width)
+    launch(_CUDA_SOURCE, "adacof_forward", output.numel(), output.numel(), frame, weight, offset_i, offset_j,
+           output, channels, height, width, math.isqrt(num_taps), dilation)
+    return output
+
+
+def _backward_cuda(grad_output, frame, weight, offset_i, offset_j, dilation):
+    channels = frame.shape[1]
+    num_taps, height, width = weight.shape[1:]
+    grad_weight = torch.empty_like(weight)
+    grad_offset_i = torch.empty_like(offset_i)
+    grad_offset_j = torch.empty_like(offset_j)
+    launch(_CUDA_SOURCE, "adacof_backward", weight.numel(), weight.numel(), grad_output, frame, weight, offset_i,
+           offset_j, grad_weight, grad_offset_i, grad_offset_j, channels, height, width, math.isqrt(num_taps),
+           dilation)
+    return grad_weight, grad_offset_i, grad_offset_j
