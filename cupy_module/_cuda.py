@@ -10,6 +10,14 @@ THREADS_PER_BLOCK = 512
 
 _SCALAR_TYPES = {torch.float32: "float", torch.float64: "double"}
 
+_cupy_enabled = True
+
+
+def set_cupy_enabled(enabled: bool) -> None:
+    """Choose whether CUDA tensors use the CuPy kernels (default) or the pure-PyTorch path, e.g. to compare them."""
+    global _cupy_enabled
+    _cupy_enabled = bool(enabled)
+
 
 @lru_cache(maxsize=None)
 def cupy_available() -> bool:
@@ -22,7 +30,7 @@ def cupy_available() -> bool:
 
 def use_cuda_kernel(tensor: torch.Tensor) -> bool:
     """True when ``tensor`` lives on a GPU and CuPy can run the op's kernel there."""
-    return tensor.is_cuda and cupy_available()
+    return tensor.is_cuda and _cupy_enabled and cupy_available()
 
 
 @lru_cache(maxsize=None)

@@ -19,8 +19,8 @@ import torch
 
 from cupy_module._cuda import check_float_tensors, launch, use_cuda_kernel
 
-# Upper bound on the temporary gathered corner values of the CPU path, so that a 1080p frame is processed a few
-# taps at a time instead of materialising all F*F taps x 4 corners at once.
+# Upper bound on the temporary gathered corner values of the CPU path: a large frame is processed in bands of rows
+# instead of materialising all F*F taps x 4 corners of every pixel at once.
 _CPU_CHUNK_BYTES = 256 * 2**20
 
 
@@ -81,53 +81,60 @@ def _checked_inputs(frame, weight, offset_i, offset_j, dilation):
     return frame.contiguous(), weight.contiguous(), offset_i.contiguous(), offset_j.contiguous()
 
 
-def _tap_chunks(frame: torch.Tensor, weight: torch.Tensor):
-    """Slices of tap indices whose gathered corners (B, C, taps, 4, H, W) fit the CPU memory budget."""
+def _corner_table(frame: torch.Tensor) -> torch.Tensor:
+    """A (B*(Hp+1)*(Wp+1), 4*C) table: row (b, y, x) holds the 2x2 block at (y-1, x-1) of the frame, clamped.
+
+    Corner order top-left, bottom-left, top-right, bottom-right, then channels. One row lookup fetches all four
+    corners of a tap. Replicate padding by one makes the lookup at clamp(top, -1, Hp-1) + 1 give exactly the
+    original's independently clamped corners top and top+1 (likewise for columns).
+    """
+    padded = torch.nn.functional.pad(frame, (1, 1, 1, 1), mode="replicate")
+    corners = torch.stack(
+        (padded[..., :-1, :-1], padded[..., 1:, :-1], padded[..., :-1, 1:], padded[..., 1:, 1:]), dim=2
+    )  # (B, C, 4, Hp+1, Wp+1)
+    return corners.permute(0, 3, 4, 2, 1).reshape(-1, 4 * frame.shape[1])
+
+
+def _row_bands(frame: torch.Tensor, weight: torch.Tensor):
+    """Slices of output rows whose gathered corners (rows x W x F*F x 4 x C) fit the CPU memory budget."""
     batch, channels = frame.shape[:2]
     num_taps, height, width = weight.shape[1:]
-    bytes_per_tap = batch * max(channels, 3) * 4 * height * width * frame.element_size()
-    taps_per_chunk = max(1, min(num_taps, _CPU_CHUNK_BYTES // max(bytes_per_tap, 1)))
-    for start in range(0, num_taps, taps_per_chunk):
-        yield slice(start, min(start + taps_per_chunk, num_taps))
+    bytes_per_row = batch * width * num_taps * 4 * channels * frame.element_size()
+    rows_per_band = max(1, min(height, _CPU_CHUNK_BYTES // max(bytes_per_row, 1)))
+    for start in range(0, height, rows_per_band):
+        yield slice(start, min(start + rows_per_band, height))
 
 
-def _gather_corners(frame, offset_i, offset_j, taps: slice, dilation: int):
-    """Corner values and bilinear corner weights of the taps in ``taps``.
+def _gather_band(table, frame_shape, offset_i, offset_j, rows: slice, dilation: int):
+    """Corner values and bilinear corner weights of every tap of the output rows ``rows``, pixel-major.
 
-    Returns ``values`` (B, C, T, 4, H, W) and ``corner_weights`` (B, T, 4, H, W), corners ordered
-    (top-left, bottom-left, top-right, bottom-right); also the fractions (B, T, H, W) for the backward pass.
+    Returns ``values`` (P, T*4, C) and ``corner_weights`` (B, R, W, T, 4) for the P = B*R*W pixels of the band,
+    and the offset fractions (B, R, W, T) for the backward pass.
     """
-    batch, channels, padded_h, padded_w = frame.shape
-    num_taps_total = offset_i.shape[1]
-    kernel_size = math.isqrt(num_taps_total)
-    height, width = offset_i.shape[2:]
-    device = frame.device
+    batch, channels, padded_h, padded_w = frame_shape
+    num_taps, _, width = offset_i.shape[1:]
+    kernel_size = math.isqrt(num_taps)
+    device = offset_i.device
 
-    tap_index = torch.arange(taps.start, taps.stop, device=device)
-    tap_row = (tap_index // kernel_size) * dilation
-    tap_col = (tap_index % kernel_size) * dilation
-    base_row = torch.arange(height, device=device).view(1, height, 1) + tap_row.view(-1, 1, 1)  # (T, H, 1)
-    base_col = torch.arange(width, device=device).view(1, 1, width) + tap_col.view(-1, 1, 1)  # (T, 1, W)
+    taps = torch.arange(num_taps, device=device)
+    tap_rows = (taps // kernel_size) * dilation
+    tap_cols = (taps % kernel_size) * dilation
+    base_row = torch.arange(rows.start, rows.stop, device=device).view(-1, 1, 1) + tap_rows  # (R, 1, T)
+    base_col = torch.arange(width, device=device).view(1, -1, 1) + tap_cols  # (1, W, T)
 
-    alpha, beta = offset_i[:, taps], offset_j[:, taps]  # (B, T, H, W)
+    alpha = offset_i[:, :, rows].permute(0, 2, 3, 1)  # (B, R, W, T)
+    beta = offset_j[:, :, rows].permute(0, 2, 3, 1)
     whole_alpha, whole_beta = alpha.trunc(), beta.trunc()  # C-style (int) cast: toward zero
     frac_alpha, frac_beta = alpha - whole_alpha, beta - whole_beta
-    top = base_row + whole_alpha.long()
-    left = base_col + whole_beta.long()
-    bottom, right = (top + 1).clamp_(0, padded_h - 1), (left + 1).clamp_(0, padded_w - 1)
-    top, left = top.clamp_(0, padded_h - 1), left.clamp_(0, padded_w - 1)
-
-    index = torch.stack(
-        (top * padded_w + left, bottom * padded_w + left, top * padded_w + right, bottom * padded_w + right), dim=2
-    )  # (B, T, 4, H, W)
-    num_taps = index.shape[1]
-    flat_frame = frame.view(batch, channels, padded_h * padded_w)
-    values = flat_frame.gather(2, index.view(batch, 1, -1).expand(batch, channels, -1))
-    values = values.view(batch, channels, num_taps, 4, height, width)
+    table_row = (base_row + whole_alpha.long()).clamp_(-1, padded_h - 1) + 1
+    table_col = (base_col + whole_beta.long()).clamp_(-1, padded_w - 1) + 1
+    image = torch.arange(batch, device=device).view(-1, 1, 1, 1) * (padded_h + 1)
+    index = ((image + table_row) * (padded_w + 1) + table_col).flatten()
+    values = table.index_select(0, index).view(-1, num_taps * 4, channels)
 
     keep_alpha, keep_beta = 1 - frac_alpha, 1 - frac_beta
     corner_weights = torch.stack(
-        (keep_alpha * keep_beta, frac_alpha * keep_beta, keep_alpha * frac_beta, frac_alpha * frac_beta), dim=2
+        (keep_alpha * keep_beta, frac_alpha * keep_beta, keep_alpha * frac_beta, frac_alpha * frac_beta), dim=-1
     )
     return values, corner_weights, frac_alpha, frac_beta
 
@@ -135,34 +142,37 @@ def _gather_corners(frame, offset_i, offset_j, taps: slice, dilation: int):
 def _forward_torch(frame, weight, offset_i, offset_j, dilation):
     batch, channels = frame.shape[:2]
     height, width = weight.shape[2:]
-    output = frame.new_zeros(batch, channels, height, width)
-    for taps in _tap_chunks(frame, weight):
-        values, corner_weights, _, _ = _gather_corners(frame, offset_i, offset_j, taps, dilation)
-        coefficients = corner_weights * weight[:, taps].unsqueeze(2)  # (B, T, 4, H, W)
-        output += (values * coefficients.unsqueeze(1)).sum(dim=(2, 3))
-    return output
+    table = _corner_table(frame)
+    output = frame.new_empty(batch, height, width, channels)
+    for rows in _row_bands(frame, weight):
+        values, corner_weights, _, _ = _gather_band(table, frame.shape, offset_i, offset_j, rows, dilation)
+        coefficients = corner_weights * weight[:, :, rows].permute(0, 2, 3, 1).unsqueeze(-1)  # (B, R, W, T, 4)
+        band = torch.bmm(coefficients.view(values.shape[0], 1, -1), values)  # (P, 1, C)
+        output[:, rows] = band.view(batch, -1, width, channels)
+    return output.permute(0, 3, 1, 2).contiguous()
 
 
 def _backward_torch(grad_output, frame, weight, offset_i, offset_j, dilation):
     # Only the first three channels contribute, as in the original kernels (identical for RGB frames).
-    frame = frame[:, :3].contiguous()
-    grad_output = grad_output[:, :3]
-    grad_weight = torch.empty_like(weight)
-    grad_offset_i = torch.empty_like(offset_i)
-    grad_offset_j = torch.empty_like(offset_j)
-    for taps in _tap_chunks(frame, weight):
-        values, corner_weights, frac_alpha, frac_beta = _gather_corners(frame, offset_i, offset_j, taps, dilation)
-        # Channel-summed corner values weighted by the incoming gradient: (B, T, 4, H, W).
-        weighted = (values * grad_output[:, :, None, None]).sum(dim=1)
-        top_left, bottom_left, top_right, bottom_right = weighted.unbind(dim=2)
-        tap_weight = weight[:, taps]
-        grad_weight[:, taps] = (weighted * corner_weights).sum(dim=2)
-        grad_offset_i[:, taps] = tap_weight * (
-            (bottom_left - top_left) * (1 - frac_beta) + (bottom_right - top_right) * frac_beta
+    frame = frame[:, :3]
+    grad_output = grad_output[:, :3].permute(0, 2, 3, 1)  # (B, H, W, C)
+    table = _corner_table(frame)
+    grad_weight, grad_offset_i, grad_offset_j = (torch.empty_like(weight) for _ in range(3))
+    for rows in _row_bands(frame, weight):
+        values, corner_weights, frac_alpha, frac_beta = _gather_band(table, frame.shape, offset_i, offset_j, rows,
+                                                                     dilation)
+        # Corner values summed over channels, weighted by the incoming gradient: (B, R, W, T, 4).
+        band_grad = grad_output[:, rows].reshape(values.shape[0], -1, 1)
+        weighted = torch.bmm(values, band_grad).view(corner_weights.shape)
+        top_left, bottom_left, top_right, bottom_right = weighted.unbind(dim=-1)
+        tap_weight = weight[:, :, rows].permute(0, 2, 3, 1)
+        results = (
+            (weighted * corner_weights).sum(dim=-1),
+            tap_weight * ((bottom_left - top_left) * (1 - frac_beta) + (bottom_right - top_right) * frac_beta),
+            tap_weight * ((top_right - top_left) * (1 - frac_alpha) + (bottom_right - bottom_left) * frac_alpha),
         )
-        grad_offset_j[:, taps] = tap_weight * (
-            (top_right - top_left) * (1 - frac_alpha) + (bottom_right - bottom_left) * frac_alpha
-        )
+        for grad, result in zip((grad_weight, grad_offset_i, grad_offset_j), results):
+            grad[:, :, rows] = result.permute(0, 3, 1, 2)
     return grad_weight, grad_offset_i, grad_offset_j
 
 
