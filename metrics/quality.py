@@ -1,0 +1,79 @@
+"""Full-reference quality metrics of the original evaluation: PSNR and SSIM on 8-bit frames.
+
+Both metrics first quantise the frames as they would be saved: clamp to [0, 1], scale to
+0..255 and round. Scores are therefore those of the 8-bit images, not of the raw network
+output. Each function takes (B, C, H, W) tensors in [0, 1] and returns one value per image.
+"""
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+SSIM_WINDOW_SIZE = 11
+SSIM_SIGMA = 1.5
+
+
+def quantize(frames: Tensor) -> Tensor:
+    """Frames in [0, 1] -> rounded 8-bit values 0..255, in the input dtype."""
+    return frames.clamp(0.0, 1.0).mul(255).round()
+
+
+def _check_pair(gt: Tensor, out: Tensor) -> None:
+    if gt.shape != out.shape or gt.dim() != 4:
+        raise ValueError(
+            f"expected two (B, C, H, W) tensors of the same shape, got {tuple(gt.shape)} and {tuple(out.shape)}"
+        )
+
+
+def calc_psnr(gt: Tensor, out: Tensor) -> Tensor:
+    """Per-image PSNR in dB of the 8-bit rounded frames, shape (B,).
+
+    The 1e-8 added to the normalised MSE caps identical images at 80 dB instead of inf.
+    """
+    _check_pair(gt, out)
+    mse = (quantize(gt) - quantize(out)).pow(2).mean(dim=(1, 2, 3))
+    return -10 * torch.log10(mse / 255**2 + 1e-8)
+
+
+def gaussian_window_3d(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Normalised separable Gaussian window as a (1, 1, size, size, size) conv3d filter."""
+    offsets = torch.arange(size, dtype=torch.float64) - size // 2
+    taps = torch.exp(-(offsets**2) / (2 * sigma**2))
+    taps = taps / taps.sum()
+    window = taps[:, None, None] * taps[None, :, None] * taps[None, None, :]
+    return window.to(dtype=dtype, device=device)[None, None]
+
+
+def calc_ssim(gt: Tensor, out: Tensor) -> Tensor:
+    """Per-image SSIM of the 8-bit rounded frames, shape (B,); 1 for identical images, at most 1.
+
+    MATLAB-style SSIM on the 0..255 range as in the original (`ssim_matlab` of its
+    pytorch_ssim copy): colour is treated as a third dimension, so the statistics use an
+    11x11x11 Gaussian window (sigma 1.5) over (channel, H, W) with replicate padding of 5
+    on all three axes, C1 = (0.01*255)^2, C2 = (0.03*255)^2, averaged over the whole map.
+    Frames must be at least 11x11 (the original shrank the window below that size, which
+    made its map larger than the image).
+    """
+    _check_pair(gt, out)
+    height, width = gt.shape[-2:]
+    if min(height, width) < SSIM_WINDOW_SIZE:
+        raise ValueError(
+            f"calc_ssim needs frames of at least {SSIM_WINDOW_SIZE}x{SSIM_WINDOW_SIZE}, got {height}x{width}"
+        )
+    window = gaussian_window_3d(SSIM_WINDOW_SIZE, SSIM_SIGMA, gt.dtype, gt.device)
+    pad = SSIM_WINDOW_SIZE // 2
+
+    def local_mean(volume: Tensor) -> Tensor:
+        return F.conv3d(F.pad(volume, (pad,) * 6, mode="replicate"), window)
+
+    # (B, 1, C, H, W): one single-channel volume per image.
+    img1 = quantize(gt).unsqueeze(1)
+    img2 = quantize(out).unsqueeze(1)
+    mu1, mu2 = local_mean(img1), local_mean(img2)
+    sigma1_sq = local_mean(img1 * img1) - mu1**2
+    sigma2_sq = local_mean(img2 * img2) - mu2**2
+    sigma12 = local_mean(img1 * img2) - mu1 * mu2
+
+    c1 = (0.01 * 255) ** 2
+    c2 = (0.03 * 255) ** 2
+    ssim_map = ((2 * mu1 * mu2 + c1) * (2 * sigma12 + c2)) / ((mu1**2 + mu2**2 + c1) * (sigma1_sq + sigma2_sq + c2))
+    return ssim_map.flatten(1).mean(1)

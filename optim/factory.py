@@ -1,0 +1,84 @@
+"""Optimizer and learning-rate scheduler from the training scripts' arguments.
+
+Option names and defaults are those of the original `utility.make_optimizer` /
+`utility.make_scheduler`: --optimizer SGD | ADAM | ADAMax | RMSprop | OBProxSG with
+--lr and --weight_decay; --decay_type step (StepLR every --lr_decay epochs),
+step_A_B_... (MultiStepLR at epochs A, B, ...) or plateau (ReduceLROnPlateau on the
+validation PSNR), each decaying by --gamma.
+"""
+from argparse import Namespace
+from typing import Optional
+
+import torch
+from torch import nn
+from torch.optim import lr_scheduler
+
+from optim.obproxsg import OBProxSG
+
+OPTIMIZERS = ("SGD", "ADAM", "ADAMax", "RMSprop", "OBProxSG")
+
+
+def make_optimizer(
+    args: Namespace, model: nn.Module, steps_per_epoch: Optional[int] = None
+) -> torch.optim.Optimizer:
+    """The optimizer named by ``args.optimizer`` over the model's trainable parameters.
+
+    ``steps_per_epoch`` (the training loader's length) is needed only by OBProxSG, whose
+    phase schedule counts epochs.
+    """
+    trainable = [param for param in model.parameters() if param.requires_grad]
+    common = {"lr": args.lr, "weight_decay": args.weight_decay}
+    if args.optimizer == "SGD":
+        return torch.optim.SGD(trainable, momentum=0.9, **common)
+    if args.optimizer == "ADAM":
+        return torch.optim.Adam(trainable, betas=(0.9, 0.999), eps=1e-8, **common)
+    if args.optimizer == "ADAMax":
+        return torch.optim.Adamax(trainable, betas=(0.9, 0.999), eps=1e-8, **common)
+    if args.optimizer == "RMSprop":
+        return torch.optim.RMSprop(trainable, eps=1e-8, **common)
+    if args.optimizer == "OBProxSG":
+        if steps_per_epoch is None:
+            raise ValueError("OBProxSG needs steps_per_epoch (the number of batches per epoch)")
+        # Hyper-parameters of the original (lambda_ = L1 weight; eps and Np from AdaCoF's setup):
+        # Prox-SG for the first tenth of the epochs, orthant steps afterwards.
+        return OBProxSG(
+            trainable,
+            lambda_=1e-4,
+            epochSize=steps_per_epoch,
+            eps=1e-4,
+            Np=int(args.epochs / 10),
+            No="inf",
+            **common,
+        )
+    raise ValueError(f"unknown optimizer {args.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+
+
+def make_scheduler(args: Namespace, optimizer: torch.optim.Optimizer) -> lr_scheduler.LRScheduler:
+    """The learning-rate schedule named by ``args.decay_type``.
+
+    Step it once per epoch; the plateau scheduler takes the validation PSNR (mode "max",
+    improvements under 0.01 dB do not count).
+    """
+    decay_type = args.decay_type
+    if decay_type == "step":
+        return lr_scheduler.StepLR(optimizer, step_size=args.lr_decay, gamma=args.gamma)
+    if decay_type.startswith("step_"):
+        try:
+            milestones = [int(epoch) for epoch in decay_type.split("_")[1:]]
+        except ValueError:
+            milestones = []
+        if not milestones:
+            raise ValueError(f"decay_type {decay_type!r}: expected step_A_B_... with integer epochs")
+        return lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=args.gamma)
+    if decay_type == "plateau":
+        if args.patience is None:
+            raise ValueError("decay_type 'plateau' needs --patience (epochs without improvement)")
+        return lr_scheduler.ReduceLROnPlateau(
+            optimizer,
+            mode="max",
+            factor=args.gamma,
+            patience=args.patience,
+            threshold=0.01,
+            threshold_mode="abs",
+        )
+    raise ValueError(f"unknown decay_type {decay_type!r}; valid: step, step_A_B_..., plateau")
