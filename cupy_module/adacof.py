@@ -21,7 +21,7 @@ from cupy_module._cuda import check_float_tensors, launch, use_cuda_kernel
 
 # Upper bound on the temporary gathered corner values of the CPU path: a large frame is processed in bands of rows
 # instead of materialising all F*F taps x 4 corners of every pixel at once.
-_CPU_CHUNK_BYTES = 256 * 2**20
+_CPU_CHUNK_BYTES = 128 * 2**20
 
 
 def adacof(frame: torch.Tensor, weight: torch.Tensor, offset_i: torch.Tensor, offset_j: torch.Tensor,

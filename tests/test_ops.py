@@ -139,9 +139,10 @@ def test_softsplat_gradcheck(mode, path):
 
 def test_correlation_gradcheck(path):
     g = _generator(3)
-    first = torch.randn(1, 4, 6, 11, generator=g, dtype=torch.float64, requires_grad=True)
-    second = torch.randn(1, 4, 6, 11, generator=g, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(correlation, (first, second))
+    first = torch.randn(1, 3, 6, 11, generator=g, dtype=torch.float64, requires_grad=True)
+    second = torch.randn(1, 3, 6, 11, generator=g, dtype=torch.float64, requires_grad=True)
+    # fast_mode: 81 output channels make the full Jacobian slow to build on the CPU path.
+    assert torch.autograd.gradcheck(correlation, (first, second), fast_mode=True)
 
 
 # ----------------------------------------------------------------------------------------------- invariants

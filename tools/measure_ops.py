@@ -3,12 +3,12 @@
     python tools/measure_ops.py                      # CPU: timings at 256x448, AdaCoF memory at 1920x1088
     python tools/measure_ops.py --device cuda        # the same on a GPU (CuPy path)
 
-Memory is measured in a fresh subprocess as the growth of the peak resident set size (CPU) or of
-``torch.cuda.max_memory_allocated`` (GPU) over the inputs and output, which are allocated first.
+Memory is measured in a fresh subprocess as the peak resident set size during the forward minus the resident size
+before it (CPU; Linux resets the peak through /proc/self/clear_refs) or as the growth of
+``torch.cuda.max_memory_allocated`` (GPU), with the inputs and output allocated first.
 """
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -76,6 +76,19 @@ def median_seconds(function, device: str, repeats: int) -> float:
     return statistics.median(times)
 
 
+def _resident_bytes(field: str) -> int:
+    """VmRSS (current) or VmHWM (peak) of this process from /proc/self/status, in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not found in /proc/self/status")
+
+
+def _reset_peak_resident() -> None:
+    # Writing 5 to clear_refs resets VmHWM to the current resident size (Linux >= 4.0).
+    Path("/proc/self/clear_refs").write_text("5")
+
+
 def adacof_peak_memory(height: int, width: int, device: str) -> dict:
     """Run in this process (call it in a fresh one): memory growth of one AdaCoF forward beyond inputs and output."""
     with torch.no_grad():
@@ -87,14 +100,15 @@ def adacof_peak_memory(height: int, width: int, device: str) -> dict:
             torch.cuda.reset_peak_memory_stats()
             baseline = torch.cuda.max_memory_allocated()
         else:
-            baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            _reset_peak_resident()
+            baseline = _resident_bytes("VmRSS")
         start = time.perf_counter()
         output.copy_(adacof(frame, weight, offset_i, offset_j, 1))
         if device == "cuda":
             torch.cuda.synchronize()
             peak = torch.cuda.max_memory_allocated()
         else:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            peak = _resident_bytes("VmHWM")
         seconds = time.perf_counter() - start
     return {"size": f"{height}x{width}", "extra_bytes": peak - baseline, "seconds": seconds}
 
