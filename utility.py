@@ -1,4 +1,9 @@
-"""Helpers shared by the scripts: checkpoint loading, and the original ``utility`` names of the frame helpers."""
+"""Helpers shared by the scripts: checkpoint loading, and the original ``utility`` names.
+
+The original kept metrics, optimizer factories and frame helpers in one ``utility.py``; they now live in
+``metrics/``, ``optim/``, ``losses/`` and ``models/`` and are re-exported here so code written against the
+original names keeps working.
+"""
 from __future__ import annotations
 
 from os import PathLike
@@ -7,10 +12,16 @@ from typing import Any, Union
 import torch
 from torch import nn
 
+from losses import CharbonnierFunc
+from metrics import calc_psnr, calc_ssim, quantize
 from models.scales import gaussian_kernel
 from models.scales import normalize_frame as moduleNormalize
+from optim import make_optimizer, make_scheduler
 
-__all__ = ["gaussian_kernel", "load_checkpoint", "moduleNormalize"]
+__all__ = [
+    "CharbonnierFunc", "calc_psnr", "calc_ssim", "gaussian_kernel", "load_checkpoint", "make_optimizer",
+    "make_scheduler", "moduleNormalize", "quantize",
+]
 
 PathType = Union[str, PathLike]
 # DataParallel / DistributedDataParallel wrap the model as ``module``, which prefixes every key.
