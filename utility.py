@@ -6,7 +6,13 @@ original names keeps working.
 """
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import sys
+import tempfile
 from os import PathLike
+from pathlib import Path
 from typing import Any, Union
 
 import torch
@@ -19,8 +25,8 @@ from models.scales import normalize_frame as moduleNormalize
 from optim import make_optimizer, make_scheduler
 
 __all__ = [
-    "CharbonnierFunc", "calc_psnr", "calc_ssim", "gaussian_kernel", "load_checkpoint", "make_optimizer",
-    "make_scheduler", "moduleNormalize", "quantize",
+    "CharbonnierFunc", "atomic_save", "calc_psnr", "calc_ssim", "file_sha256", "gaussian_kernel", "load_checkpoint",
+    "make_optimizer", "make_scheduler", "moduleNormalize", "quantize", "select_device", "setup_logging",
 ]
 
 PathType = Union[str, PathLike]
@@ -84,3 +90,59 @@ def load_checkpoint(model: nn.Module, path: PathType, map_location: Any = "cpu")
         )
     model.load_state_dict(state_dict, strict=True)
     return checkpoint
+
+
+def select_device(device: str = "auto", gpu_id: int = 0) -> torch.device:
+    """The scripts' ``--device auto|cpu|cuda`` (with the original ``--gpu_id``): auto takes the GPU when there is one."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"--device must be auto, cpu or cuda, got {device!r}")
+    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA GPU; use --device cpu or auto")
+    if not 0 <= gpu_id < torch.cuda.device_count():
+        raise ValueError(f"--gpu_id {gpu_id} does not exist: {torch.cuda.device_count()} CUDA device(s) visible")
+    return torch.device("cuda", gpu_id)
+
+
+def setup_logging(out_dir: PathType, filename: str = "log.txt") -> logging.Logger:
+    """Log INFO and above to the console and to ``out_dir/filename`` (appending, so a resumed run keeps its history).
+
+    Call once from a script's ``main()``; library code only uses ``logging.getLogger(__name__)``.
+    """
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
+    root = logging.getLogger()
+    for handler in list(root.handlers):  # a second call (e.g. in tests) must not duplicate every line
+        root.removeHandler(handler)
+        handler.close()
+    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(Path(out_dir) / filename)):
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return logging.getLogger("stmfnet")
+
+
+def atomic_save(obj: Any, path: PathType) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename: a crash never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(obj, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def file_sha256(path: PathType) -> str:
+    """Hex SHA-256 of a file (identifies the checkpoint behind a results file)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
