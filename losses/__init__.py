@@ -1,18 +1,35 @@
 """Training losses: the loss-spec parser of the original and the distillation loss.
 
 A loss spec is a '+'-separated list of WEIGHT*NAME terms, e.g. "1*Lap" (the default of
-train.py) or "1*Lap+0.5*L1"; the loss is the weighted sum of the named terms, each called
-as term(output, gt). Names: MSE, L1 (mean reductions), Charb (Charbonnier) and Lap
-(Laplacian pyramid). The original's adversarial terms (GAN, WGAN, WGAN_GP, T_WGAN_GP,
-FI_GAN, FI_Cond_GAN, STGAN) are not implemented yet and are rejected with a ValueError.
+train.py) or "1*Lap+0.01*FI_GAN"; the loss is the weighted sum of the named terms. Names:
+MSE, L1 (mean reductions), Charb (Charbonnier), Lap (Laplacian pyramid) and the original's
+adversarial terms GAN, WGAN, WGAN_GP, T_WGAN_GP, FI_GAN, FI_Cond_GAN, STGAN
+(losses/adversarial.py), each with its own discriminator and optimizer.
+
+How the training scripts use it (the discriminators are trained inside the call):
+
+    loss = Loss(args.loss, DiscriminatorConfig(args.patch_size, args.optimizer, args.lr,
+                                               args.weight_decay)).to(device)
+    value = loss(output["frame1"], gt, inputs=(frame0, frame1, frame2, frame3))
+    value.backward(); optimizer.step()
+
+`inputs` (the four input frames, or just the two around the target) are needed by
+T_WGAN_GP, FI_GAN, FI_Cond_GAN and STGAN and ignored by the other terms. For an exact
+resume save `loss.state_dict()` (discriminator weights, batch-norm statistics and the
+discriminator optimizers' states) and restore it with `loss.load_state_dict(...)` after
+moving the loss to its device; for specs without adversarial terms it is empty.
 """
+from collections.abc import Sequence
+from typing import Optional
+
 from torch import Tensor, nn
 
+from losses.adversarial import ADVERSARIAL_TERMS, Adversarial, DiscriminatorConfig
 from losses.charbonnier import Charbonnier, CharbonnierFunc
 from losses.laplacian import LaplacianLoss
 
 LOSS_TERMS = {"MSE": nn.MSELoss, "L1": nn.L1Loss, "Charb": Charbonnier, "Lap": LaplacianLoss}
-ADVERSARIAL_TERMS = ("GAN", "WGAN", "WGAN_GP", "T_WGAN_GP", "FI_GAN", "FI_Cond_GAN", "STGAN")
+LOSS_NAMES = (*LOSS_TERMS, *ADVERSARIAL_TERMS)
 
 
 def parse_loss_spec(spec: str) -> list[tuple[float, str]]:
@@ -26,31 +43,44 @@ def parse_loss_spec(spec: str) -> list[tuple[float, str]]:
             weight_value = None
         if not star or weight_value is None:
             raise ValueError(f"loss term {term!r} of {spec!r} is not of the form WEIGHT*NAME, e.g. 1*Lap")
-        if name in ADVERSARIAL_TERMS:
-            raise ValueError(
-                f"loss term {name!r} of {spec!r}: the adversarial losses "
-                f"({', '.join(ADVERSARIAL_TERMS)}) are not supported yet; "
-                f"use {', '.join(LOSS_TERMS)}"
-            )
-        if name not in LOSS_TERMS:
-            raise ValueError(f"unknown loss {name!r} in {spec!r}; valid names: {', '.join(LOSS_TERMS)}")
+        if name not in LOSS_NAMES:
+            raise ValueError(f"unknown loss {name!r} in {spec!r}; valid names: {', '.join(LOSS_NAMES)}")
         terms.append((weight_value, name))
     return terms
 
 
-class Loss(nn.Module):
-    """Weighted sum of the terms of a loss spec, called as loss(output_frame, gt)."""
+def _build_term(name: str, discriminator: DiscriminatorConfig) -> nn.Module:
+    if name in ADVERSARIAL_TERMS:
+        return Adversarial(name, discriminator)
+    return LOSS_TERMS[name]()
 
-    def __init__(self, spec: str) -> None:
+
+class Loss(nn.Module):
+    """Weighted sum of the terms of a loss spec, called as loss(output_frame, gt, inputs=frames).
+
+    `discriminator` sizes and configures the discriminators of adversarial terms (unused
+    otherwise); `inputs` are the input frames, needed only by the adversarial terms that
+    condition on them. Calling the loss in training mode trains the discriminators one step.
+    """
+
+    def __init__(self, spec: str, discriminator: DiscriminatorConfig = DiscriminatorConfig()) -> None:
         super().__init__()
         terms = parse_loss_spec(spec)
         self.names = [name for _, name in terms]
         self.weights = [weight for weight, _ in terms]
-        # The original kept its term modules in `loss_module`; the terms have no parameters.
-        self.loss_module = nn.ModuleList(LOSS_TERMS[name]() for name in self.names)
+        # The original kept its term modules in `loss_module`; only adversarial terms hold state.
+        self.loss_module = nn.ModuleList(_build_term(name, discriminator) for name in self.names)
 
-    def forward(self, output: Tensor, gt: Tensor) -> Tensor:
-        return sum(weight * term(output, gt) for weight, term in zip(self.weights, self.loss_module))
+    def forward(self, output: Tensor, gt: Tensor, inputs: Optional[Sequence[Tensor]] = None) -> Tensor:
+        total = 0
+        for weight, term in zip(self.weights, self.loss_module):
+            value = term(output, gt, inputs) if isinstance(term, Adversarial) else term(output, gt)
+            total = total + weight * value
+        return total
+
+    def adversarial_terms(self) -> list[Adversarial]:
+        """The adversarial terms, e.g. to log their `discriminator_loss`."""
+        return [term for term in self.loss_module if isinstance(term, Adversarial)]
 
     def extra_repr(self) -> str:
         return " + ".join(f"{weight:g}*{name}" for weight, name in zip(self.weights, self.names))
@@ -67,25 +97,41 @@ class DistillationLoss(nn.Module):
     describe the original code either: the distillation side is not scaled by 1 - alpha.
     """
 
-    def __init__(self, student_spec: str, distill_spec: str, alpha: float) -> None:
+    def __init__(
+        self,
+        student_spec: str,
+        distill_spec: str,
+        alpha: float,
+        discriminator: DiscriminatorConfig = DiscriminatorConfig(),
+    ) -> None:
         super().__init__()
         self.alpha = alpha
-        self.student_loss = Loss(student_spec)
-        self.distill_loss = Loss(distill_spec)
+        self.student_loss = Loss(student_spec, discriminator)
+        self.distill_loss = Loss(distill_spec, discriminator)
 
-    def forward(self, student_output: Tensor, teacher_output: Tensor, gt: Tensor) -> Tensor:
-        # The teacher is a fixed target: no gradient is sent back into it.
+    def forward(
+        self,
+        student_output: Tensor,
+        teacher_output: Tensor,
+        gt: Tensor,
+        inputs: Optional[Sequence[Tensor]] = None,
+    ) -> Tensor:
+        # The teacher is a fixed target: no gradient is sent back into it. An adversarial
+        # distill term treats the teacher's frame as the real one, as in the original.
         teacher_output = teacher_output.detach()
-        return self.alpha * self.student_loss(student_output, gt) + self.distill_loss(
-            student_output, teacher_output
+        return self.alpha * self.student_loss(student_output, gt, inputs) + self.distill_loss(
+            student_output, teacher_output, inputs
         )
 
 
 __all__ = [
     "ADVERSARIAL_TERMS",
+    "Adversarial",
     "Charbonnier",
     "CharbonnierFunc",
+    "DiscriminatorConfig",
     "DistillationLoss",
+    "LOSS_NAMES",
     "LOSS_TERMS",
     "LaplacianLoss",
     "Loss",
