@@ -34,13 +34,11 @@ def calc_psnr(gt: Tensor, out: Tensor) -> Tensor:
     return -10 * torch.log10(mse / 255**2 + 1e-8)
 
 
-def gaussian_window_3d(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """Normalised separable Gaussian window as a (1, 1, size, size, size) conv3d filter."""
+def gaussian_taps(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Normalised 1-D Gaussian; the 3-D SSIM window is its outer product along (channel, H, W)."""
     offsets = torch.arange(size, dtype=torch.float64) - size // 2
     taps = torch.exp(-(offsets**2) / (2 * sigma**2))
-    taps = taps / taps.sum()
-    window = taps[:, None, None] * taps[None, :, None] * taps[None, None, :]
-    return window.to(dtype=dtype, device=device)[None, None]
+    return (taps / taps.sum()).to(dtype=dtype, device=device)
 
 
 def calc_ssim(gt: Tensor, out: Tensor) -> Tensor:
@@ -59,19 +57,21 @@ def calc_ssim(gt: Tensor, out: Tensor) -> Tensor:
         raise ValueError(
             f"calc_ssim needs frames of at least {SSIM_WINDOW_SIZE}x{SSIM_WINDOW_SIZE}, got {height}x{width}"
         )
-    window = gaussian_window_3d(SSIM_WINDOW_SIZE, SSIM_SIGMA, gt.dtype, gt.device)
+    taps = gaussian_taps(SSIM_WINDOW_SIZE, SSIM_SIGMA, gt.dtype, gt.device)
     pad = SSIM_WINDOW_SIZE // 2
-
-    def local_mean(volume: Tensor) -> Tensor:
-        return F.conv3d(F.pad(volume, (pad,) * 6, mode="replicate"), window)
 
     # (B, 1, C, H, W): one single-channel volume per image.
     img1 = quantize(gt).unsqueeze(1)
     img2 = quantize(out).unsqueeze(1)
-    mu1, mu2 = local_mean(img1), local_mean(img2)
-    sigma1_sq = local_mean(img1 * img1) - mu1**2
-    sigma2_sq = local_mean(img2 * img2) - mu2**2
-    sigma12 = local_mean(img1 * img2) - mu1 * mu2
+    # The five local means in one batch; the separable window is applied one axis at a time after the
+    # replicate padding, which equals the original's single 11x11x11 convolution at a fraction of the cost.
+    volumes = F.pad(torch.cat([img1, img2, img1 * img1, img2 * img2, img1 * img2]), (pad,) * 6, mode="replicate")
+    for axis_shape in ((1, 1, -1, 1, 1), (1, 1, 1, -1, 1), (1, 1, 1, 1, -1)):
+        volumes = F.conv3d(volumes, taps.view(axis_shape))
+    mu1, mu2, mean11, mean22, mean12 = volumes.chunk(5)
+    sigma1_sq = mean11 - mu1**2
+    sigma2_sq = mean22 - mu2**2
+    sigma12 = mean12 - mu1 * mu2
 
     c1 = (0.01 * 255) ** 2
     c2 = (0.03 * 255) ** 2

@@ -1,0 +1,221 @@
+"""Evaluate a frame interpolation network (or a trivial baseline) on one of the original test sets.
+
+    python evaluate.py --net student_STMFNet --data_dir <dir> --checkpoint <pth> --out_dir eval_results \
+        --dataset Ucf101_quintuplet
+    python evaluate.py --baseline average --data_dir sample_data --dataset Davis90_quintuplet
+
+Writes under <out_dir>/<dataset>/: every interpolated frame as a PNG (the original's file names), results.txt in
+the original's format (one line per sequence, then Average), results.json (per-item and mean scores, runtime per
+frame, model, checkpoint SHA-256, device, versions) and log.txt; with --save_grid also grids/<item>.png.
+Existing results are never replaced without --overwrite.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+import data
+import models
+from pipeline.evaluation import (
+    BASELINES,
+    METRIC_NAMES,
+    EvaluationSummary,
+    Predictor,
+    baseline_predictor,
+    build_metrics,
+    evaluate,
+    results_text,
+    write_text_atomic,
+)
+from utility import file_sha256, load_checkpoint, select_device, setup_logging
+
+DEFAULT_CHECKPOINT = "./models/stmfnet_mini.pth"  # the original's default
+RESULT_FILES = ("results.txt", "results.json")
+
+logger = logging.getLogger("evaluate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Frame Interpolation Evaluation", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("--gpu_id", type=int, default=0, help="CUDA device index used when the device is a GPU")
+    parser.add_argument("--net", type=str, default="student_STMFNet", choices=list(models.MODELS), metavar="NET",
+                        help="network to evaluate: " + ", ".join(models.MODELS))
+    parser.add_argument("--dataset", type=str, default="Davis90_quintuplet", choices=list(data.TEST_SETS),
+                        metavar="NAME",
+                        help="test set, read from its folder under --data_dir: " + ", ".join(data.TEST_SETS))
+    parser.add_argument("--metrics", nargs="+", type=str, default=["PSNR", "SSIM"], choices=METRIC_NAMES,
+                        help="metrics to compute; LPIPS needs the AlexNet weights locally")
+    parser.add_argument("--checkpoint", type=str, default=DEFAULT_CHECKPOINT,
+                        help="trained weights, {'epoch', 'state_dict'} or a bare state dict")
+    parser.add_argument("--data_dir", type=str, required=True,
+                        help="folder holding ucf101/, davis90/, snufilm/, vfitex/ (the original defaulted to a "
+                             "Windows path, D:\\stmfnet_data)")
+    parser.add_argument("--out_dir", type=str, default="eval_results",
+                        help="results go to <out_dir>/<dataset>/ (the original's default was 'tests')")
+
+    model_options = parser.add_argument_group("model parameters")
+    model_options.add_argument("--featc", nargs="+", type=int, default=[32, 64, 96, 128],
+                               help="feature widths of the student")
+    model_options.add_argument("--featnet", type=str, default="UMultiScaleResNext", help="feature extractor")
+    model_options.add_argument("--featnorm", type=str, default="batch", help="feature extractor normalisation")
+    model_options.add_argument("--kernel_size", type=int, default=5, help="AdaCoF kernel size")
+    model_options.add_argument("--dilation", type=int, default=1, help="AdaCoF dilation")
+    model_options.add_argument("--finetune_pwc", dest="finetune_pwc", default=False, action="store_true",
+                               help="accepted for compatibility with the original; no effect on evaluation")
+
+    new_options = parser.add_argument_group("options added by this reimplementation")
+    new_options.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                             help="auto takes the GPU --gpu_id when there is one, else the CPU")
+    new_options.add_argument("--allow_random", action="store_true",
+                             help="evaluate random weights when the checkpoint file is missing (numbers are "
+                                  "meaningless; for smoke tests only)")
+    new_options.add_argument("--baseline", choices=BASELINES, default=None,
+                             help="evaluate a trivial baseline instead of --net: 'average' of the two centre "
+                                  "inputs, or 'repeat' of the earlier one; no checkpoint needed")
+    new_options.add_argument("--save_grid", action="store_true",
+                             help="also write grids/<item>.png: centre inputs, output, ground truth, error map")
+    new_options.add_argument("--overwrite", action="store_true",
+                             help="replace the results of an earlier run in <out_dir>/<dataset>/")
+    return parser
+
+
+def resolve_checkpoint(args: argparse.Namespace) -> Optional[Path]:
+    """The checkpoint to load, or None for random weights (only with --allow_random and the default path)."""
+    path = Path(args.checkpoint)
+    if path.is_file():
+        return path
+    if args.allow_random and args.checkpoint == DEFAULT_CHECKPOINT:
+        return None
+    hint = (
+        "--allow_random only applies when --checkpoint is left at its default"
+        if args.allow_random
+        else "evaluating random weights gives meaningless numbers; add --allow_random if that is really wanted"
+    )
+    raise FileNotFoundError(
+        f"checkpoint {path} not found. Pass --checkpoint PATH to trained weights (e.g. the published "
+        f"stmfnet_mini.pth for student_STMFNet), or --baseline average|repeat; {hint}."
+    )
+
+
+def build_predictor(args: argparse.Namespace, device: torch.device) -> tuple[Predictor, dict[str, Any]]:
+    """The predictor asked for and what results.json records about it (model, checkpoint, its hash and epoch)."""
+    record: dict[str, Any] = {"checkpoint": None, "checkpoint_sha256": None, "checkpoint_epoch": None}
+    if args.baseline is not None:
+        return baseline_predictor(args.baseline), {"model": f"baseline_{args.baseline}", **record}
+    checkpoint_path = resolve_checkpoint(args)
+    model = models.get_model_class(args.net)(args)
+    record.update(model=args.net, random_weights=checkpoint_path is None)
+    if checkpoint_path is not None:
+        checkpoint = load_checkpoint(model, checkpoint_path)
+        record.update(
+            checkpoint=str(checkpoint_path.resolve()),
+            checkpoint_sha256=file_sha256(checkpoint_path),
+            checkpoint_epoch=checkpoint.get("epoch"),
+        )
+    model.to(device).eval()
+    return model, record
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def results_record(
+    args: argparse.Namespace,
+    argv: list[str],
+    test_set: data.QuintupletTestSet,
+    summary: EvaluationSummary,
+    predictor_record: dict[str, Any],
+    device: torch.device,
+) -> dict[str, Any]:
+    """Everything results.json holds."""
+    per_sequence = len(summary.sequences) != len(summary.items)
+    return {
+        "dataset": args.dataset,
+        "data_dir": str(Path(args.data_dir).resolve()),
+        **predictor_record,
+        "metrics": summary.metric_names,
+        "averaging": "mean over sequences of per-sequence means" if per_sequence else "mean over items",
+        "mean": summary.mean,
+        "mean_over_items": summary.mean_over_items,
+        "runtime_per_frame_s": summary.seconds_per_frame,
+        "num_items": len(summary.items),
+        "num_skipped_items": test_set.num_skipped,
+        "sequences": summary.sequences,
+        "items": [
+            {
+                "name": item.name,
+                "sequence": item.sequence,
+                "output_file": item.output_file,
+                "scores": item.scores,
+                "runtime_s": item.seconds,
+            }
+            for item in summary.items
+        ],
+        "device": device_description(device),
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": ["evaluate.py", *argv],
+        "arguments": vars(args),
+    }
+
+
+def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
+    """Run the evaluation; returns what was written to results.json. Start-up problems exit with a message."""
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+
+    dataset_dir = Path(args.out_dir) / args.dataset
+    previous = [name for name in RESULT_FILES if (dataset_dir / name).exists()]
+    if previous and not args.overwrite:
+        parser.error(
+            f"{dataset_dir} already holds {' and '.join(previous)} of an earlier run; pass --overwrite to replace "
+            "them (output PNGs are overwritten too) or choose another --out_dir"
+        )
+    # Everything that can fail is set up before the first frame: device, metrics (LPIPS weights), data, model.
+    try:
+        device = select_device(args.device, args.gpu_id)
+        metrics = build_metrics(args.metrics, device)
+        test_set = data.build_test_set(args.dataset, args.data_dir)
+        predict, predictor_record = build_predictor(args, device)
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
+
+    setup_logging(dataset_dir, "log.txt")
+    if args.baseline is not None and args.checkpoint != DEFAULT_CHECKPOINT:
+        logger.info("--baseline %s given: --net and --checkpoint are ignored", args.baseline)
+    if predictor_record.get("random_weights"):
+        logger.warning("%s has RANDOM weights (--allow_random): the scores are meaningless", args.net)
+    logger.info(
+        "Evaluating %s (checkpoint %s) on %s: %d items from %s, device %s",
+        predictor_record["model"], predictor_record["checkpoint"], args.dataset, len(test_set), test_set.root,
+        device_description(device),
+    )
+
+    summary = evaluate(test_set, predict, metrics, device, output_dir=dataset_dir, save_grid=args.save_grid)
+
+    record = results_record(args, argv, test_set, summary, predictor_record, device)
+    text = results_text(summary)
+    write_text_atomic(dataset_dir / "results.txt", text)
+    write_text_atomic(dataset_dir / "results.json", json.dumps(record, indent=2) + "\n")
+    logger.info("Results (%s):\n%s", record["averaging"], text.rstrip("\n"))
+    logger.info("Runtime per frame: %.4f s; wrote %s", summary.seconds_per_frame, dataset_dir)
+    return record
+
+
+if __name__ == "__main__":
+    main()

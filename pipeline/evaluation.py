@@ -1,0 +1,219 @@
+"""The scoring loop behind evaluate.py: interpolate every item of a test set, score it, save it, and average the
+scores the way the original ``data/testsets.py`` did.
+
+A *predictor* maps the four input frames (each (1, 3, H, W) in [0, 1]) to the middle frame: the network itself, or
+one of the trivial baselines (``average`` of the two centre inputs, ``repeat`` of the earlier one), which go
+through the same path so that every results table can carry them.
+
+Averaging (the original's semantics): the scores of the items of one sequence are averaged first, then the
+sequence means are averaged. For DAVIS and VFITex a sequence holds many windows; for UCF101 and SNU-FILM every
+item is its own sequence, so the set mean is the plain mean over items. ``results.txt`` has one line per sequence,
+then ``Average``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from tqdm import tqdm
+
+from data import QuintupletTestSet
+from data.frames import PathType
+from metrics import LPIPS, calc_psnr, calc_ssim, quantize
+from pipeline.comparison import save_comparison_grid
+
+logger = logging.getLogger(__name__)
+
+METRIC_NAMES = ("PSNR", "SSIM", "LPIPS")
+BASELINES = ("average", "repeat")
+GRID_FOLDER = "grids"
+
+# Four (1, 3, H, W) input frames I0, I1, I2, I3 -> the (1, 3, H, W) frame between I1 and I2.
+Predictor = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+# (target, output) -> one score per image, shape (B,).
+Metric = Callable[[Tensor, Tensor], Tensor]
+
+
+def baseline_predictor(kind: str) -> Predictor:
+    """Frame averaging (the mean of I1 and I2) or frame repetition (I1) as a predictor."""
+    if kind == "average":
+        return lambda frame0, frame1, frame2, frame3: (frame1 + frame2) / 2
+    if kind == "repeat":
+        return lambda frame0, frame1, frame2, frame3: frame1.clone()
+    raise ValueError(f"unknown baseline {kind!r}; choose one of {', '.join(BASELINES)}")
+
+
+def build_metrics(names: list[str], device: torch.device) -> dict[str, Metric]:
+    """The metric functions called ``names`` (PSNR, SSIM, LPIPS), ready on ``device``.
+
+    Building LPIPS loads its AlexNet weights, so calling this before the loop makes missing weights fail at
+    start-up (FileNotFoundError saying where to put them) instead of mid-run.
+    """
+    unknown = [name for name in names if name not in METRIC_NAMES]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRIC_NAMES)}")
+    metrics: dict[str, Metric] = {}
+    for name in dict.fromkeys(names):  # each once, in the order asked
+        if name == "PSNR":
+            metrics[name] = calc_psnr
+        elif name == "SSIM":
+            metrics[name] = calc_ssim
+        else:
+            metrics[name] = LPIPS().to(device)
+    return metrics
+
+
+@dataclass
+class ItemResult:
+    """Scores of one interpolated frame and the time the predictor took for it."""
+
+    name: str
+    sequence: str
+    output_file: str
+    scores: dict[str, float]
+    seconds: float
+
+
+@dataclass
+class EvaluationSummary:
+    """Per-item results and their averages.
+
+    sequences: mean scores of each sequence, in test-set order.
+    mean: the mean of the sequence means (the original's ``Average``).
+    mean_over_items: the plain mean over items (equal to ``mean`` when every sequence has one item).
+    """
+
+    metric_names: list[str]
+    items: list[ItemResult]
+    sequences: dict[str, dict[str, float]] = field(default_factory=dict)
+    mean: dict[str, float] = field(default_factory=dict)
+    mean_over_items: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def seconds_per_frame(self) -> float:
+        """Mean predictor time per frame, leaving out the first frame (warm-up) when there are others."""
+        times = [item.seconds for item in self.items]
+        return float(np.mean(times[1:] if len(times) > 1 else times))
+
+
+def _mean_scores(results: list[ItemResult], metric_names: list[str]) -> dict[str, float]:
+    return {name: float(np.mean([result.scores[name] for result in results])) for name in metric_names}
+
+
+def summarize(items: list[ItemResult], metric_names: list[str]) -> EvaluationSummary:
+    """Average per sequence, then over sequences (see the module docstring)."""
+    if not items:
+        raise ValueError("no items to summarize")
+    by_sequence: dict[str, list[ItemResult]] = {}
+    for item in items:
+        by_sequence.setdefault(item.sequence, []).append(item)
+    sequences = {sequence: _mean_scores(results, metric_names) for sequence, results in by_sequence.items()}
+    mean = {name: float(np.mean([scores[name] for scores in sequences.values()])) for name in metric_names}
+    return EvaluationSummary(
+        metric_names=list(metric_names),
+        items=items,
+        sequences=sequences,
+        mean=mean,
+        mean_over_items=_mean_scores(items, metric_names),
+    )
+
+
+def _result_line(label: str, scores: dict[str, float]) -> str:
+    # The original's line: name padded to 15, then the dict of scores rounded to 3 decimals.
+    return "{:<15s} -- {}".format(label, {name: round(value, 3) for name, value in scores.items()})
+
+
+def results_text(summary: EvaluationSummary) -> str:
+    """``results.txt`` in the original's format: one line per sequence, then the ``Average`` line."""
+    lines = [_result_line(sequence, scores) for sequence, scores in summary.sequences.items()]
+    lines.append(_result_line("Average", summary.mean))
+    return "\n".join(lines) + "\n"
+
+
+def write_text_atomic(path: PathType, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename: readers never see a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A plain open (not tempfile.mkstemp, which creates mode 0600) so the file gets the usual permissions.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def save_frame(frame: Tensor, path: PathType) -> None:
+    """A (3, H, W) frame in [0, 1] as an 8-bit PNG, rounded exactly as the metrics round it."""
+    pixels = quantize(frame.detach().float()).byte().permute(1, 2, 0).cpu().numpy()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(pixels)).save(path)
+
+
+def _predict_timed(predict: Predictor, inputs: list[Tensor], device: torch.device) -> tuple[Tensor, float]:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    output = predict(*inputs)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return output, time.perf_counter() - start
+
+
+def evaluate(
+    test_set: QuintupletTestSet,
+    predict: Predictor,
+    metrics: dict[str, Metric],
+    device: torch.device,
+    output_dir: Optional[PathType] = None,
+    save_grid: bool = False,
+    progress: bool = True,
+) -> EvaluationSummary:
+    """Interpolate, score and (with ``output_dir``) save every item of ``test_set``, one item in memory at a time.
+
+    Outputs go to ``output_dir/<item.output_file>`` (the original's file names); with ``save_grid`` a comparison
+    image also goes to ``output_dir/grids/<item name>.png``. Runs under ``torch.inference_mode``; put a model in
+    eval mode before wrapping it in ``predict``.
+    """
+    if save_grid and output_dir is None:
+        raise ValueError("save_grid needs an output_dir")
+    results: list[ItemResult] = []
+    totals = dict.fromkeys(metrics, 0.0)
+    bar = tqdm(range(len(test_set)), desc=type(test_set).__name__, unit="frame", disable=not progress)
+    with torch.inference_mode():
+        for index in bar:
+            item = test_set.items[index]
+            frames, _ = test_set[index]
+            frames = [frame.unsqueeze(0).to(device) for frame in frames]
+            target = frames[2]
+            output, seconds = _predict_timed(predict, [frames[0], frames[1], frames[3], frames[4]], device)
+            if output.shape != target.shape:
+                raise ValueError(f"{item.name}: prediction {tuple(output.shape)} vs target {tuple(target.shape)}")
+            scores = {name: float(metric(target, output)[0]) for name, metric in metrics.items()}
+            results.append(ItemResult(item.name, item.sequence, item.output_file, scores, seconds))
+            logger.debug("%s: %s in %.3f s", item.name, scores, seconds)
+
+            if output_dir is not None:
+                save_frame(output[0], Path(output_dir) / item.output_file)
+            if save_grid:
+                note = f"{scores['PSNR']:.2f} dB" if "PSNR" in scores else None
+                grid_path = Path(output_dir) / GRID_FOLDER / f"{item.name}.png"
+                save_comparison_grid(grid_path, frames[1][0], frames[3][0], output[0], target[0], note)
+
+            for name, score in scores.items():
+                totals[name] += score
+            bar.set_postfix({name: f"{total / len(results):.4g}" for name, total in totals.items()})
+    return summarize(results, list(metrics))

@@ -1,0 +1,281 @@
+"""evaluate.py end to end on the sample data built from the shipped clip, plus the averaging and format rules of
+pipeline/evaluation.py.
+
+One student run (random weights saved in the original checkpoint format, two of the sample's 256x256 UCF101
+items, with --save_grid) is shared by the tests that check the files it writes; the baselines run on DAVIS and UCF101 in
+well under a second each.
+"""
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import data
+import evaluate
+from data.make_sample import DEFAULT_VIDEO, build_sample
+from metrics import calc_psnr
+from models import student_STMFNet
+from pipeline.evaluation import ItemResult, results_text, summarize
+
+UCF = "Ucf101_quintuplet"
+DAVIS = "Davis90_quintuplet"
+STUDENT_ITEMS = ("0", "1")
+RESULT_LINE = re.compile(r"^(?P<label>.{15,}) -- \{'PSNR': (?P<psnr>[0-9.]+), 'SSIM': (?P<ssim>[0-9.]+)\}$")
+
+
+@contextlib.contextmanager
+def restored_root_logging():
+    """Undo evaluate.main's logging set-up (handlers on the root logger that write to this test's streams)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+                handler.close()
+        for handler in handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_logging():
+    with restored_root_logging():
+        yield
+
+
+@pytest.fixture(scope="module")
+def sample_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sample")
+    build_sample(DEFAULT_VIDEO, root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("checkpoint") / "student.pth"
+    torch.save({"epoch": 7, "state_dict": student_STMFNet().state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def student_data_dir(sample_dir, tmp_path_factory):
+    """UCF101 of the sample cut to its first two items (the student takes seconds per frame on a CPU)."""
+    root = tmp_path_factory.mktemp("student_data")
+    (root / "ucf101").mkdir()
+    for item in STUDENT_ITEMS:
+        (root / "ucf101" / item).symlink_to(sample_dir / "ucf101" / item, target_is_directory=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def student_run(student_data_dir, checkpoint, tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("eval")
+    predictors = []
+    build_predictor = evaluate.build_predictor
+
+    def recording_build_predictor(*args):
+        predictor, record = build_predictor(*args)
+        predictors.append(predictor)
+        return predictor, record
+
+    with restored_root_logging(), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(evaluate, "build_predictor", recording_build_predictor)
+        record = evaluate.main([
+            "--net", "student_STMFNet", "--checkpoint", str(checkpoint), "--data_dir", str(student_data_dir),
+            "--dataset", UCF, "--out_dir", str(out_dir), "--device", "cpu", "--save_grid",
+        ])
+    return record, out_dir / UCF, predictors[0]
+
+
+def run_baseline(kind, dataset, sample_dir, out_dir, *extra):
+    return evaluate.main([
+        "--baseline", kind, "--data_dir", str(sample_dir), "--dataset", dataset, "--out_dir", str(out_dir),
+        "--device", "cpu", "--metrics", "PSNR", *extra,
+    ])
+
+
+def load_rgb(path):
+    with Image.open(path) as image:
+        assert image.mode == "RGB"
+        return np.asarray(image)
+
+
+def exit_message(capsys, excinfo):
+    assert excinfo.value.code == 2  # argparse's usage error
+    return capsys.readouterr().err
+
+
+def test_student_is_evaluated_in_eval_mode_with_the_checkpoint_weights(student_run, checkpoint):
+    _, _, model = student_run
+    assert isinstance(model, student_STMFNet) and not any(module.training for module in model.modules())
+    saved = torch.load(checkpoint, weights_only=True)["state_dict"]
+    assert all(torch.equal(value, saved[key]) for key, value in model.state_dict().items())
+
+
+def test_student_run_writes_one_png_per_item(student_run, student_data_dir):
+    record, result_dir, _ = student_run
+    test_set = data.build_test_set(UCF, student_data_dir)
+    outputs = sorted(path.relative_to(result_dir).as_posix() for path in result_dir.glob("*/output.png"))
+    assert outputs == [item.output_file for item in test_set.items] == ["0/output.png", "1/output.png"]
+    for name in outputs:
+        assert load_rgb(result_dir / name).shape == (256, 256, 3)
+
+
+def test_saved_outputs_are_what_was_scored(student_run, student_data_dir):
+    record, result_dir, _ = student_run
+    test_set = data.build_test_set(UCF, student_data_dir)
+    for index, item in enumerate(record["items"]):
+        frames, name = test_set[index]
+        assert name == item["name"]
+        saved = torch.from_numpy(load_rgb(result_dir / item["output_file"]).copy()).permute(2, 0, 1).float() / 255
+        rescored = calc_psnr(frames[2][None], saved[None]).item()
+        assert rescored == pytest.approx(item["scores"]["PSNR"], abs=1e-4)
+
+
+def test_student_results_txt_has_the_original_format(student_run):
+    record, result_dir, _ = student_run
+    lines = (result_dir / "results.txt").read_text().splitlines()
+    matches = [RESULT_LINE.match(line) for line in lines]
+    assert all(matches), lines
+    assert [m["label"].strip() for m in matches] == [*STUDENT_ITEMS, "Average"]
+    for match, item in zip(matches, record["items"]):
+        assert float(match["psnr"]) == round(item["scores"]["PSNR"], 3)
+        assert float(match["ssim"]) == round(item["scores"]["SSIM"], 3)
+    assert float(matches[-1]["psnr"]) == round(record["mean"]["PSNR"], 3)
+
+
+def test_student_results_json_records_scores_model_and_provenance(student_run, checkpoint):
+    record, result_dir, _ = student_run
+    on_disk = json.loads((result_dir / "results.json").read_text())
+    assert on_disk == json.loads(json.dumps(record))
+    assert on_disk["dataset"] == UCF and on_disk["model"] == "student_STMFNet"
+    assert on_disk["checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    assert on_disk["checkpoint_epoch"] == 7
+    assert on_disk["device"].startswith("cpu") and on_disk["torch_version"] == torch.__version__
+    assert on_disk["metrics"] == ["PSNR", "SSIM"] and on_disk["num_items"] == len(STUDENT_ITEMS)
+    assert on_disk["averaging"] == "mean over items" and on_disk["mean"] == on_disk["mean_over_items"]
+    for item in on_disk["items"]:
+        psnr, ssim = item["scores"]["PSNR"], item["scores"]["SSIM"]
+        assert math.isfinite(psnr) and 0 < psnr < 80 and math.isfinite(ssim) and -1 <= ssim <= 1
+        assert item["runtime_s"] > 0
+    assert on_disk["mean"]["PSNR"] == pytest.approx(np.mean([item["scores"]["PSNR"] for item in on_disk["items"]]))
+    assert on_disk["runtime_per_frame_s"] > 0
+    assert (result_dir / "log.txt").read_text().count("Average") >= 1
+
+
+def test_save_grid_writes_five_panels_per_item(student_run):
+    _, result_dir, _ = student_run
+    grids = sorted(path.name for path in (result_dir / "grids").iterdir())
+    assert grids == [f"{item}.png" for item in STUDENT_ITEMS]
+    for name in grids:
+        assert load_rgb(result_dir / "grids" / name).shape == (256, 5 * 256, 3)
+
+
+def test_repeat_baseline_outputs_frame_i1_and_averages_per_sequence(sample_dir, tmp_path):
+    record = run_baseline("repeat", DAVIS, sample_dir, tmp_path)
+    test_set = data.build_test_set(DAVIS, sample_dir)
+    assert record["model"] == "baseline_repeat" and record["checkpoint"] is None
+    assert len(record["items"]) == len(test_set) == 4  # two 9-frame sequences, windows at t = 0 and 2
+    for item, eval_item in zip(record["items"], test_set.items):
+        saved = load_rgb(tmp_path / DAVIS / item["output_file"])
+        np.testing.assert_array_equal(saved, load_rgb(eval_item.frame_paths[1]))  # I1, the decoded JPEG
+    assert list(record["sequences"]) == ["bbb-meadow", "bbb-squirrel"]
+    assert record["averaging"] == "mean over sequences of per-sequence means"
+    lines = (tmp_path / DAVIS / "results.txt").read_text().splitlines()
+    assert [line.split(" -- ")[0].strip() for line in lines] == ["bbb-meadow", "bbb-squirrel", "Average"]
+    assert sorted(p.relative_to(tmp_path / DAVIS).as_posix() for p in (tmp_path / DAVIS).rglob("*.png")) == [
+        "bbb-meadow/frame3.png", "bbb-meadow/frame5.png", "bbb-squirrel/frame3.png", "bbb-squirrel/frame5.png",
+    ]
+
+
+def test_average_baseline_outputs_the_mean_of_the_centre_inputs(sample_dir, tmp_path):
+    record = run_baseline("average", UCF, sample_dir, tmp_path)
+    test_set = data.build_test_set(UCF, sample_dir)
+    for item, eval_item in zip(record["items"], test_set.items):
+        first, second, target = (load_rgb(eval_item.frame_paths[k]).astype(np.float64) for k in (1, 3, 2))
+        saved = load_rgb(tmp_path / UCF / item["output_file"]).astype(np.float64)
+        # (a + b) / 2 rounded; a half level may round either way in float32
+        assert np.abs(saved - (first + second) / 2).max() <= 0.5
+        expected_psnr = 10 * np.log10(255**2 / np.mean((saved - target) ** 2))
+        assert item["scores"]["PSNR"] == pytest.approx(expected_psnr, abs=1e-3)
+
+
+def test_refuses_to_replace_earlier_results_without_overwrite(sample_dir, tmp_path, capsys):
+    run_baseline("repeat", DAVIS, sample_dir, tmp_path)
+    results_json = tmp_path / DAVIS / "results.json"
+    before = results_json.read_text()
+    with pytest.raises(SystemExit) as excinfo:
+        run_baseline("average", DAVIS, sample_dir, tmp_path)
+    assert "--overwrite" in exit_message(capsys, excinfo)
+    assert results_json.read_text() == before
+    record = run_baseline("average", DAVIS, sample_dir, tmp_path, "--overwrite")
+    assert json.loads(results_json.read_text())["model"] == record["model"] == "baseline_average"
+
+
+def test_refuses_random_weights_without_allow_random(sample_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no ./models/stmfnet_mini.pth here: the default checkpoint is missing
+    with pytest.raises(SystemExit) as excinfo:
+        evaluate.main(["--data_dir", str(sample_dir), "--dataset", UCF, "--out_dir", "out", "--device", "cpu"])
+    message = exit_message(capsys, excinfo)
+    assert "stmfnet_mini.pth not found" in message and "--allow_random" in message
+    assert not (tmp_path / "out").exists()
+
+    args = evaluate.build_parser().parse_args(["--data_dir", str(sample_dir), "--allow_random"])
+    assert evaluate.resolve_checkpoint(args) is None
+    typo = evaluate.build_parser().parse_args(["--data_dir", ".", "--allow_random", "--checkpoint", "typo.pth"])
+    with pytest.raises(FileNotFoundError, match="typo.pth not found"):
+        evaluate.resolve_checkpoint(typo)
+
+
+def test_lpips_without_weights_fails_before_any_frame(sample_dir, tmp_path, monkeypatch, capsys):
+    empty_hub = tmp_path / "hub"
+    monkeypatch.delenv("LPIPS_ALEXNET_WEIGHTS", raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(empty_hub))
+    with pytest.raises(SystemExit) as excinfo:
+        run_baseline("average", UCF, sample_dir, tmp_path / "out", "--metrics", "PSNR", "LPIPS")
+    message = exit_message(capsys, excinfo)
+    assert "alexnet-owt-7be5be79.pth" in message and str(empty_hub) in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_dataset_lists_the_valid_names(sample_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        run_baseline("average", "Vimeo90k_septuplet", sample_dir, tmp_path)
+    message = exit_message(capsys, excinfo)
+    assert "Vimeo90k_septuplet" in message
+    assert all(name in message for name in data.TEST_SETS)
+
+
+def test_missing_dataset_folder_names_the_path(tmp_path, capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        run_baseline("average", UCF, tmp_path / "no_data", tmp_path / "out")
+    assert str(tmp_path / "no_data" / "ucf101") in exit_message(capsys, excinfo)
+
+
+def test_summary_averages_per_sequence_first():
+    items = [
+        ItemResult("a/frame3", "a", "a/frame3.png", {"PSNR": 30.0}, 0.1),
+        ItemResult("a/frame5", "a", "a/frame5.png", {"PSNR": 20.0}, 0.1),
+        ItemResult("b/frame3", "b", "b/frame3.png", {"PSNR": 40.0}, 0.1),
+    ]
+    summary = summarize(items, ["PSNR"])
+    assert summary.sequences == {"a": {"PSNR": 25.0}, "b": {"PSNR": 40.0}}
+    assert summary.mean == {"PSNR": 32.5}
+    assert summary.mean_over_items == {"PSNR": 30.0}
+    assert results_text(summary) == (
+        "a               -- {'PSNR': 25.0}\n"
+        "b               -- {'PSNR': 40.0}\n"
+        "Average         -- {'PSNR': 32.5}\n"
+    )
