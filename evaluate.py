@@ -33,9 +33,8 @@ from pipeline.evaluation import (
     build_metrics,
     evaluate,
     results_text,
-    write_text_atomic,
 )
-from utility import file_sha256, load_checkpoint, select_device, setup_logging
+from utility import atomic_write_text, file_sha256, load_checkpoint, select_device, setup_logging
 
 DEFAULT_CHECKPOINT = "./models/stmfnet_mini.pth"  # the original's default
 RESULT_FILES = ("results.txt", "results.json")
@@ -210,8 +209,8 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
 
     record = results_record(args, argv, test_set, summary, predictor_record, device)
     text = results_text(summary)
-    write_text_atomic(dataset_dir / "results.txt", text)
-    write_text_atomic(dataset_dir / "results.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(dataset_dir / "results.txt", text)
+    atomic_write_text(dataset_dir / "results.json", json.dumps(record, indent=2) + "\n")
     logger.info("Results (%s):\n%s", record["averaging"], text.rstrip("\n"))
     logger.info("Runtime per frame: %.4f s; wrote %s", summary.seconds_per_frame, dataset_dir)
     return record

@@ -10,10 +10,9 @@ import hashlib
 import logging
 import os
 import sys
-import tempfile
 from os import PathLike
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, BinaryIO, Callable, Union
 
 import torch
 from torch import nn
@@ -25,7 +24,7 @@ from models.scales import normalize_frame as moduleNormalize
 from optim import make_optimizer, make_scheduler
 
 __all__ = [
-    "CharbonnierFunc", "atomic_save", "calc_psnr", "calc_ssim", "file_sha256", "gaussian_kernel", "load_checkpoint",
+    "CharbonnierFunc", "atomic_save", "atomic_write_text", "calc_psnr", "calc_ssim", "file_sha256", "gaussian_kernel", "load_checkpoint",
     "make_optimizer", "make_scheduler", "moduleNormalize", "quantize", "select_device", "setup_logging",
 ]
 
@@ -123,20 +122,34 @@ def setup_logging(out_dir: PathType, filename: str = "log.txt") -> logging.Logge
     return logging.getLogger("stmfnet")
 
 
-def atomic_save(obj: Any, path: PathType) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename: a crash never leaves a half-written file."""
+def _atomic_write(path: PathType, write: Callable[[BinaryIO], None]) -> None:
+    """Write through ``write`` into a temporary file beside ``path``, then rename it to ``path``.
+
+    Readers (and a crash) never see a half-written file. A plain ``open`` rather than ``tempfile.mkstemp``,
+    which would create the file with mode 0600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(obj, file)
+        with open(temporary, "wb") as file:
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
+
+
+def atomic_save(obj: Any, path: PathType) -> None:
+    """``torch.save`` that never leaves a half-written checkpoint (temporary file + rename)."""
+    _atomic_write(path, lambda file: torch.save(obj, file))
+
+
+def atomic_write_text(path: PathType, text: str) -> None:
+    """Write a text file (UTF-8) that never appears half-written (temporary file + rename)."""
+    _atomic_write(path, lambda file: file.write(text.encode("utf-8")))
 
 
 def file_sha256(path: PathType) -> str:

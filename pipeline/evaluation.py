@@ -13,7 +13,6 @@ then ``Average``.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,23 +135,6 @@ def results_text(summary: EvaluationSummary) -> str:
     lines = [_result_line(sequence, scores) for sequence, scores in summary.sequences.items()]
     lines.append(_result_line("Average", summary.mean))
     return "\n".join(lines) + "\n"
-
-
-def write_text_atomic(path: PathType, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename: readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A plain open (not tempfile.mkstemp, which creates mode 0600) so the file gets the usual permissions.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "w") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def save_frame(frame: Tensor, path: PathType) -> None:

@@ -1,6 +1,7 @@
 """The scripts' shared helpers in utility.py: device choice, logging, atomic saving, file hashing."""
 import hashlib
 import logging
+import os
 
 import pytest
 import torch
@@ -44,6 +45,9 @@ def test_atomic_save_roundtrip_and_failure_keeps_previous_file(tmp_path, monkeyp
     monkeypatch.undo()
     assert torch.load(path, weights_only=True) == {"epoch": 1}
     assert [p.name for p in path.parent.iterdir()] == ["last.pth"]  # no temporary left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # usual permissions, not mkstemp's private 0600
 
 
 def test_file_sha256(tmp_path):
