@@ -47,8 +47,9 @@ def _compiled_function(source: str, name: str, scalar_type: str, device_index: i
 def launch(source: str, name: str, num_threads: int, *args) -> None:
     """Run kernel ``name`` of ``source`` over ``num_threads`` threads on torch's current stream.
 
-    Tensor arguments are handed over zero-copy (DLPack) and must be contiguous; Python ints become 64-bit ints.
-    The kernel's scalar type is taken from the first floating tensor argument.
+    Every kernel takes the thread count as its first parameter (``long long n``), then ``args``: tensors are
+    handed over zero-copy (DLPack) and must be contiguous; Python ints become 64-bit ints. The kernel's scalar
+    type is taken from the first floating tensor argument.
     """
     import cupy
 
@@ -58,7 +59,7 @@ def launch(source: str, name: str, num_threads: int, *args) -> None:
     scalar_type = _SCALAR_TYPES[next(t.dtype for t in tensors if t.is_floating_point())]
     device_index = tensors[0].device.index
     function = _compiled_function(source, name, scalar_type, device_index)
-    kernel_args = [
+    kernel_args = [cupy.int64(num_threads)] + [
         cupy.from_dlpack(a.detach()) if isinstance(a, torch.Tensor) else cupy.int64(a) for a in args
     ]
     stream = cupy.cuda.ExternalStream(torch.cuda.current_stream(tensors[0].device).cuda_stream)

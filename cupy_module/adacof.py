@@ -275,7 +275,7 @@ def _forward_cuda(frame, weight, offset_i, offset_j, dilation):
     batch, channels = frame.shape[:2]
     num_taps, height, width = weight.shape[1:]
     output = frame.new_empty(batch, channels, height, width)
-    launch(_CUDA_SOURCE, "adacof_forward", output.numel(), output.numel(), frame, weight, offset_i, offset_j,
+    launch(_CUDA_SOURCE, "adacof_forward", output.numel(), frame, weight, offset_i, offset_j,
            output, channels, height, width, math.isqrt(num_taps), dilation)
     return output
 
@@ -286,7 +286,7 @@ def _backward_cuda(grad_output, frame, weight, offset_i, offset_j, dilation):
     grad_weight = torch.empty_like(weight)
     grad_offset_i = torch.empty_like(offset_i)
     grad_offset_j = torch.empty_like(offset_j)
-    launch(_CUDA_SOURCE, "adacof_backward", weight.numel(), weight.numel(), grad_output, frame, weight, offset_i,
+    launch(_CUDA_SOURCE, "adacof_backward", weight.numel(), grad_output, frame, weight, offset_i,
            offset_j, grad_weight, grad_offset_i, grad_offset_j, channels, height, width, math.isqrt(num_taps),
            dilation)
     return grad_weight, grad_offset_i, grad_offset_j

@@ -46,7 +46,7 @@ class _Correlation(torch.autograd.Function):
         batch, _, height, width = first.shape
         if use_cuda_kernel(first):
             output = first.new_empty(batch, NUM_DISPLACEMENTS, height, width)
-            launch(_CUDA_SOURCE, "correlation_forward", output.numel(), output.numel(), first, second, output,
+            launch(_CUDA_SOURCE, "correlation_forward", output.numel(), first, second, output,
                    *first.shape[1:])
             return output
         return _forward_torch(first, second)
@@ -58,9 +58,9 @@ class _Correlation(torch.autograd.Function):
         if use_cuda_kernel(first):
             grad_first = torch.empty_like(first)
             grad_second = torch.empty_like(second)
-            launch(_CUDA_SOURCE, "correlation_backward_first", first.numel(), first.numel(), grad_output, second,
+            launch(_CUDA_SOURCE, "correlation_backward_first", first.numel(), grad_output, second,
                    grad_first, *first.shape[1:])
-            launch(_CUDA_SOURCE, "correlation_backward_second", second.numel(), second.numel(), grad_output,
+            launch(_CUDA_SOURCE, "correlation_backward_second", second.numel(), grad_output,
                    first, grad_second, *first.shape[1:])
             return grad_first, grad_second
         return _backward_torch(first, second, grad_output)

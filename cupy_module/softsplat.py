@@ -87,7 +87,7 @@ class _Splat(torch.autograd.Function):
         ctx.save_for_backward(input, flow)
         if use_cuda_kernel(input):
             output = torch.zeros_like(input)
-            launch(_CUDA_SOURCE, "splat_forward", input.numel(), input.numel(), input, flow, output,
+            launch(_CUDA_SOURCE, "splat_forward", input.numel(), input, flow, output,
                    *input.shape[1:])
             return output
         return _forward_torch(input, flow)
@@ -99,9 +99,9 @@ class _Splat(torch.autograd.Function):
         if use_cuda_kernel(input):
             grad_input = torch.empty_like(input)
             grad_flow = torch.empty_like(flow)
-            launch(_CUDA_SOURCE, "splat_backward_input", input.numel(), input.numel(), flow, grad_output,
+            launch(_CUDA_SOURCE, "splat_backward_input", input.numel(), flow, grad_output,
                    grad_input, *input.shape[1:])
-            launch(_CUDA_SOURCE, "splat_backward_flow", flow.numel(), flow.numel(), input, flow, grad_output,
+            launch(_CUDA_SOURCE, "splat_backward_flow", flow.numel(), input, flow, grad_output,
                    grad_flow, *input.shape[1:])
             return grad_input, grad_flow
         return _backward_torch(input, flow, grad_output)

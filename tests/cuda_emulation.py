@@ -61,4 +61,5 @@ def emulated_launch(source: str, name: str, num_threads: int, *args) -> None:
         if not tensor.is_contiguous():
             raise ValueError(f"kernel {name} got a non-contiguous tensor")
     function = getattr(_library(source, scalar_type), name)
-    function(*[ctypes.c_void_p(a.data_ptr()) if isinstance(a, torch.Tensor) else ctypes.c_longlong(a) for a in args])
+    function(ctypes.c_longlong(num_threads),
+             *[ctypes.c_void_p(a.data_ptr()) if isinstance(a, torch.Tensor) else ctypes.c_longlong(a) for a in args])
