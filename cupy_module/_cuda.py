@@ -13,6 +13,24 @@ _SCALAR_TYPES = {torch.float32: "float", torch.float64: "double"}
 _cupy_enabled = True
 
 
+
+def autocast_forward(forward):
+    """Run an op's forward in float32 under autocast (CUDA float16 as with --fp16, or CPU bfloat16).
+
+    The kernels have no half-precision version, and AdaCoF's truncated offsets would lose too much in 16 bits.
+    """
+    for device_type in ("cuda", "cpu"):
+        forward = torch.amp.custom_fwd(device_type=device_type, cast_inputs=torch.float32)(forward)
+    return forward
+
+
+def autocast_backward(backward):
+    """The matching backward: runs with the autocast state of the forward."""
+    for device_type in ("cuda", "cpu"):
+        backward = torch.amp.custom_bwd(device_type=device_type)(backward)
+    return backward
+
+
 def set_cupy_enabled(enabled: bool) -> None:
     """Choose whether CUDA tensors use the CuPy kernels (default) or the pure-PyTorch path, e.g. to compare them."""
     global _cupy_enabled

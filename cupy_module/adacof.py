@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from cupy_module._cuda import check_float_tensors, launch, use_cuda_kernel
+from cupy_module._cuda import autocast_backward, autocast_forward, check_float_tensors, launch, use_cuda_kernel
 
 # Upper bound on the temporary gathered corner values of the CPU path: a large frame is processed in bands of rows
 # instead of materialising all F*F taps x 4 corners of every pixel at once.
@@ -38,6 +38,7 @@ class FunctionAdaCoF(torch.autograd.Function):
     """The original autograd entry point: ``FunctionAdaCoF.apply(input, weight, offset_i, offset_j, dilation)``."""
 
     @staticmethod
+    @autocast_forward
     def forward(ctx, frame, weight, offset_i, offset_j, dilation):
         frame, weight, offset_i, offset_j = _checked_inputs(frame, weight, offset_i, offset_j, dilation)
         ctx.save_for_backward(frame, weight, offset_i, offset_j)
@@ -47,6 +48,7 @@ class FunctionAdaCoF(torch.autograd.Function):
         return _forward_torch(frame, weight, offset_i, offset_j, dilation)
 
     @staticmethod
+    @autocast_backward
     def backward(ctx, grad_output):
         frame, weight, offset_i, offset_j = ctx.saved_tensors
         grad_output = grad_output.contiguous()

@@ -9,7 +9,7 @@ leaky ReLU afterwards; it is not part of the op. The backward pass is the true g
 """
 import torch
 
-from cupy_module._cuda import check_float_tensors, launch, use_cuda_kernel
+from cupy_module._cuda import autocast_backward, autocast_forward, check_float_tensors, launch, use_cuda_kernel
 
 MAX_DISPLACEMENT = 4
 _SPAN = 2 * MAX_DISPLACEMENT + 1
@@ -35,6 +35,7 @@ class ModuleCorrelation(torch.nn.Module):
 
 class _Correlation(torch.autograd.Function):
     @staticmethod
+    @autocast_forward
     def forward(ctx, first, second):
         check_float_tensors("correlation", first=first, second=second)
         if first.shape != second.shape:
@@ -52,6 +53,7 @@ class _Correlation(torch.autograd.Function):
         return _forward_torch(first, second)
 
     @staticmethod
+    @autocast_backward
     def backward(ctx, grad_output):
         first, second = ctx.saved_tensors
         grad_output = grad_output.contiguous()

@@ -17,7 +17,7 @@ from typing import Optional
 
 import torch
 
-from cupy_module._cuda import check_float_tensors, launch, use_cuda_kernel
+from cupy_module._cuda import autocast_backward, autocast_forward, check_float_tensors, launch, use_cuda_kernel
 
 MODES = ("summation", "average", "linear", "softmax")
 
@@ -32,8 +32,9 @@ def softsplat(input: torch.Tensor, flow: torch.Tensor, metric: Optional[torch.Te
     if mode in ("linear", "softmax"):
         if metric is None:
             raise ValueError(f"softsplat: mode {mode!r} needs a metric (B, 1, H, W), got None")
-        check_float_tensors("softsplat", input=input, metric=metric)
-        if metric.shape[1] != 1 or metric.shape[2:] != input.shape[2:]:
+        # Shapes only: dtypes are checked by the splat itself, after autocast has cast its inputs to float32.
+        if metric.dim() != 4 or metric.shape[0] != input.shape[0] or metric.shape[1] != 1 \
+                or metric.shape[2:] != input.shape[2:]:
             raise ValueError(
                 f"softsplat: metric {tuple(metric.shape)} must be (B, 1, H, W) for input {tuple(input.shape)}"
             )
@@ -77,6 +78,7 @@ class _Splat(torch.autograd.Function):
     """The summation splat with the original's explicit backward."""
 
     @staticmethod
+    @autocast_forward
     def forward(ctx, input, flow):
         check_float_tensors("softsplat", input=input, flow=flow)
         if flow.shape[1] != 2 or flow.shape[2:] != input.shape[2:]:
@@ -93,6 +95,7 @@ class _Splat(torch.autograd.Function):
         return _forward_torch(input, flow)
 
     @staticmethod
+    @autocast_backward
     def backward(ctx, grad_output):
         input, flow = ctx.saved_tensors
         grad_output = grad_output.contiguous()

@@ -299,3 +299,22 @@ def test_adacof_cpu_forward_memory_at_1080p():
     measured = json.loads(result.stdout)
     assert measured["size"] == "1088x1920"
     assert 0 < measured["extra_bytes"] <= 2 * 2**30
+
+
+def test_ops_run_in_float32_under_autocast():
+    """Under autocast (CUDA float16 with --fp16, here CPU bfloat16) the ops cast their inputs to float32."""
+    g = _generator(15)
+    frame = torch.rand(1, 3, 12, 13, generator=g)
+    weight = torch.rand(1, 25, 8, 9, generator=g).bfloat16().requires_grad_()
+    offset = torch.randn(1, 25, 8, 9, generator=g)
+    image, flow = torch.rand(1, 3, 6, 7, generator=g).bfloat16(), torch.randn(1, 2, 6, 7, generator=g)
+    metric = torch.randn(1, 1, 6, 7, generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        warped = adacof(frame, weight, offset, offset, 1)
+        splatted = softsplat(image, flow, metric, "softmax")
+        volume = correlation(image, flow[:, :1].expand(1, 3, 6, 7))
+    assert warped.dtype == splatted.dtype == volume.dtype == torch.float32
+    torch.testing.assert_close(warped, adacof(frame, weight.float(), offset, offset, 1))
+    torch.testing.assert_close(splatted, softsplat(image.float(), flow, metric, "softmax"))
+    warped.sum().backward()
+    assert weight.grad.dtype == torch.bfloat16 and torch.isfinite(weight.grad.float()).all()
