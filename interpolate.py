@@ -1,0 +1,300 @@
+"""Raise the frame rate of a video 2x, 4x or 8x with ST-MFNet (teacher), ST-MFNet Mini (student) or a baseline.
+
+    python interpolate.py --net student_STMFNet --checkpoint stmfnet_mini.pth \
+        --input assets/bbb_448x256.mp4 --output bbb_50fps.mp4
+    python interpolate.py --net STMFNet --checkpoint model.pth --yuv_path Seq_1920x1080_60fps_10bit_420.yuv \
+        --tile 512 --overlap 64 --out_dir results
+    python interpolate.py --baseline average --input frames_in/ --output frames_out/ --factor 4 --input_fps 30
+
+Input: any video PyAV decodes, a raw ``.yuv`` file (size, chroma format, bit depth and rate from --size,
+--pix_fmt, --bit_depth, --input_fps or else the file name, as the teacher's interpolate_yuv.py did) or a folder of
+numbered PNG/JPEG frames. Output: a video (container from the suffix) or, for a path without a suffix, a folder of
+PNG frames. Without --output the teacher script's name ``<seq>_<W>x<H>_<fps>fps_<net>.mp4`` in --out_dir is used.
+
+Frames: N input frames give factor * (N - 1) + 1 output frames (every gap gets factor - 1 new frames, originals at
+the positions that are multiples of factor; see video/interpolation.py for the windows and the boundary frames).
+Rate: input rate x factor (the duration is kept: every original frame keeps its timestamp, and only the last frame
+is shown 1/factor as long), or the input rate with --keep_duration false (slow motion), or --out_fps. Inputs
+without a rate (folders, YUV names without ``<n>fps``) need --input_fps, else the output gets the original
+script's 30 fps. Audio (the first stream) is copied when the duration is kept.
+
+Every check on the input, the output path and the device runs before anything is written; the output appears
+under its name only once complete.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from fractions import Fraction
+from itertools import chain, islice
+from pathlib import Path
+from typing import Iterable, Iterator, Optional
+
+import av
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import models
+from pipeline.evaluation import BASELINES, baseline_predictor
+from utility import load_checkpoint, select_device
+from video.interpolation import (
+    BOUNDARY_MODES,
+    FACTORS,
+    Interpolator,
+    frame_to_tensor,
+    model_interpolator,
+    output_frame_count,
+    raise_frame_rate,
+    tensor_to_frame,
+)
+from video.readers import FrameSource, open_source
+from video.tiling import check_tiling, tiled_interpolator
+from video.writers import DEFAULT_CODEC, PNGFolderWriter, VideoWriter
+from video.yuv import BIT_DEPTHS, CHROMA_FORMATS, MATRICES
+
+DEFAULT_CHECKPOINT = "train_results/checkpoint/model_epoch070.pth"  # the teacher script's default
+# The teacher script wrote its mp4 at --out_fps 30 whatever the input; we keep it for inputs without a rate.
+FALLBACK_FRAME_RATE = Fraction(30)
+
+logger = logging.getLogger("interpolate")
+
+
+def parse_bool(text: str) -> bool:
+    if text.lower() in ("true", "yes", "1"):
+        return True
+    if text.lower() in ("false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Frame-rate up-conversion of a video", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("--gpu_id", type=int, default=0, help="CUDA device index used when the device is a GPU")
+    parser.add_argument("--net", type=str, default="STMFNet", choices=list(models.MODELS), help="network to run")
+    parser.add_argument("--checkpoint", type=str, default=DEFAULT_CHECKPOINT,
+                        help="trained weights, {'epoch', 'state_dict'} or a bare state dict")
+    parser.add_argument("--input", "--yuv_path", dest="input", type=str, required=True,
+                        help="video file, raw .yuv file or folder of numbered PNG/JPEG frames "
+                             "(--yuv_path is the teacher script's name)")
+    parser.add_argument("--size", type=str, default=None,
+                        help="WxH of a .yuv input; default from the file name, else 1920x1080 (the original's)")
+    parser.add_argument("--tile", "--patch_size", dest="tile", type=int, default=None,
+                        help="interpolate in tiles of this size (bounds memory); default whole frames")
+    parser.add_argument("--overlap", type=int, default=None,
+                        help="pixels shared by neighbouring tiles, blended with cosine ramps; default tile/4")
+    parser.add_argument("--batch_size", type=int, default=None, help="tiles per network call; default 1")
+    parser.add_argument("--out_fps", type=float, default=None,
+                        help="output frame rate; default input rate x factor (see --keep_duration)")
+    parser.add_argument("--out_dir", type=str, default=".",
+                        help="folder for the output when --output is not given")
+
+    model_options = parser.add_argument_group("model parameters")
+    model_options.add_argument("--featc", nargs="+", type=int, default=[32, 64, 96, 128],
+                               help="feature widths of the student (the teacher's are fixed)")
+    model_options.add_argument("--featnet", type=str, default="UMultiScaleResNext", help="feature extractor")
+    model_options.add_argument("--featnorm", type=str, default="batch", help="feature extractor normalisation")
+    model_options.add_argument("--kernel_size", type=int, default=5, help="AdaCoF kernel size")
+    model_options.add_argument("--dilation", type=int, default=1, help="AdaCoF dilation")
+    model_options.add_argument("--finetune_pwc", dest="finetune_pwc", default=False, action="store_true",
+                               help="accepted for compatibility with the original; no effect here")
+
+    new_options = parser.add_argument_group("options added by this reimplementation")
+    new_options.add_argument("--output", type=str, default=None,
+                             help="output video (container from the suffix) or, without a suffix, PNG folder")
+    new_options.add_argument("--factor", type=int, default=2, choices=FACTORS, help="frame-rate multiplier")
+    new_options.add_argument("--keep_duration", type=parse_bool, default=True,
+                             help="true: output rate = input rate x factor; false: input rate (slow motion, "
+                                  "no audio)")
+    new_options.add_argument("--boundary", choices=BOUNDARY_MODES, default="pad",
+                             help="pad: repeat the end frames to complete the first and last windows; duplicate: "
+                                  "copy the end frames into the first and last gaps, as interpolate_yuv.py did")
+    new_options.add_argument("--baseline", choices=BASELINES, default=None,
+                             help="no network: 'average' of the two centre frames or 'repeat' of the earlier one")
+    new_options.add_argument("--allow_random", action="store_true",
+                             help="run random weights when the default checkpoint is missing (timing only)")
+    new_options.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                             help="auto takes the GPU --gpu_id when there is one, else the CPU")
+    new_options.add_argument("--fp16", action="store_true", help="half-precision autocast (CUDA only)")
+    new_options.add_argument("--pix_fmt", choices=CHROMA_FORMATS, default=None,
+                             help="chroma format of a .yuv input; default 444 if the name has '444', else 420")
+    new_options.add_argument("--bit_depth", type=int, choices=BIT_DEPTHS, default=None,
+                             help="bit depth of a .yuv input; default from '10bit'/'16bit' in the name, else 8")
+    new_options.add_argument("--yuv_matrix", choices=sorted(MATRICES), default="bt601",
+                             help="colour matrix of a .yuv input (limited range)")
+    new_options.add_argument("--input_fps", type=float, default=None,
+                             help="frame rate of the input; overrides the container's or the YUV name's")
+    new_options.add_argument("--max_frames", type=int, default=None,
+                             help="use only the first N input frames (previews, timing; no audio)")
+    new_options.add_argument("--codec", type=str, default=DEFAULT_CODEC, help="FFmpeg video encoder")
+    new_options.add_argument("--crf", type=int, default=0,
+                             help="constant rate factor for x264/x265/VP9/AV1 (0: lossless YUV, the original's)")
+    new_options.add_argument("--preset", type=str, default="veryslow", help="x264/x265 preset (the original's)")
+    new_options.add_argument("--out_pix_fmt", type=str, default="yuv420p",
+                             help="encoder pixel format (odd sizes switch 4:2:0 to yuv444p)")
+    new_options.add_argument("--lossless", action="store_true",
+                             help="bit-exact RGB video: libx264rgb at crf 0 (not every player shows it)")
+    new_options.add_argument("--no_audio", action="store_true", help="do not copy the input's audio")
+    new_options.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    return parser
+
+
+def setup_console_logging() -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def format_rate(rate: Fraction) -> str:
+    return str(int(rate)) if rate.denominator == 1 else f"{float(rate):.3f}".rstrip("0")
+
+
+def output_rate(args: argparse.Namespace, input_rate: Optional[Fraction]) -> Fraction:
+    if args.out_fps is not None:
+        return Fraction(args.out_fps).limit_denominator(1001)
+    if input_rate is None:
+        logger.info("the input has no frame rate and --input_fps is not set: writing %s fps", FALLBACK_FRAME_RATE)
+        return FALLBACK_FRAME_RATE
+    return input_rate * args.factor if args.keep_duration else input_rate
+
+
+def model_name(args: argparse.Namespace) -> str:
+    return f"baseline_{args.baseline}" if args.baseline else args.net
+
+
+def resolve_output(args: argparse.Namespace, source: FrameSource, rate: Fraction) -> Path:
+    """--output, or the teacher script's ``<seq>_<W>x<H>_<fps>fps_<net>.mp4`` in --out_dir."""
+    if args.output is not None:
+        return Path(args.output)
+    info = source.info
+    sequence = info.path.stem.split("-")[0]
+    return Path(args.out_dir) / f"{sequence}_{info.width}x{info.height}_{format_rate(rate)}fps_{model_name(args)}.mp4"
+
+
+def build_interpolator(args: argparse.Namespace, device: torch.device) -> Interpolator:
+    """The baseline or the network with its weights, wrapped for tiles when --tile is given."""
+    if args.baseline is not None:
+        interpolate = baseline_predictor(args.baseline)
+    else:
+        model = models.get_model_class(args.net)(args)
+        checkpoint = Path(args.checkpoint)
+        if checkpoint.is_file():
+            load_checkpoint(model, checkpoint)
+            logger.info("loaded %s weights from %s", args.net, checkpoint)
+        elif args.allow_random and args.checkpoint == DEFAULT_CHECKPOINT:
+            logger.warning("%s has RANDOM weights (--allow_random): the frames are meaningless", args.net)
+        else:
+            raise FileNotFoundError(
+                f"checkpoint {checkpoint} not found; pass --checkpoint PATH, or --baseline average for a "
+                "model-free run"
+            )
+        interpolate = model_interpolator(model.to(device).eval(), fp16=args.fp16)
+    if args.tile is not None:
+        interpolate = tiled_interpolator(interpolate, args.tile, args.overlap, args.batch_size or 1)
+    return interpolate
+
+
+def counted(frames: Iterable[np.ndarray], counter: list[int]) -> Iterator[np.ndarray]:
+    """``frames``, adding one to ``counter[0]`` per frame (the summary's frames-in)."""
+    for frame in frames:
+        counter[0] += 1
+        yield frame
+
+
+def main(argv: Optional[list[str]] = None) -> dict[str, object]:
+    """Run the conversion; returns the summary that is logged. Start-up problems exit with a message."""
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    setup_console_logging()
+
+    # Everything that can fail is checked before the output is opened: arguments, device, input, output, model.
+    try:
+        if args.tile is not None:
+            args.overlap = args.tile // 4 if args.overlap is None else args.overlap
+            check_tiling(args.tile, args.overlap)
+        if args.max_frames is not None and args.max_frames < 2:
+            raise ValueError(f"--max_frames must be at least 2, got {args.max_frames}")
+        device = select_device(args.device, args.gpu_id)
+        if args.fp16 and device.type != "cuda":
+            raise ValueError(f"--fp16 needs a CUDA device, but the device is {device}; drop --fp16 on the CPU")
+        input_rate = Fraction(args.input_fps).limit_denominator(1001) if args.input_fps else None
+        source = open_source(args.input, args.size, args.pix_fmt, args.bit_depth, input_rate, args.yuv_matrix)
+        rate = output_rate(args, source.info.frame_rate)
+        output = resolve_output(args, source, rate)
+        if output.resolve() == source.info.path.resolve():
+            raise ValueError(f"the output {output} is the input")
+        is_video = output.suffix != ""
+        if output.exists() and not args.overwrite:
+            raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
+        if is_video and output.is_dir():
+            raise ValueError(f"{output} is a folder; a video output needs a file name")
+        frames = iter(source)
+        if args.max_frames is not None:
+            frames = islice(frames, args.max_frames)
+        head = list(islice(frames, 2))
+        if len(head) < 2:
+            raise ValueError(f"{source.info.path} has {len(head)} frame(s); interpolation needs at least 2")
+        interpolate = build_interpolator(args, device)
+    except (OSError, ValueError, av.error.FFmpegError) as error:  # missing/unreadable files are OSErrors
+        parser.error(str(error))
+
+    info = source.info
+    copy_audio = (
+        is_video and info.has_audio and not args.no_audio and args.max_frames is None
+        and info.frame_rate is not None and rate == info.frame_rate * args.factor
+    )
+    if info.has_audio and not copy_audio:
+        logger.info("audio is not copied (only with the duration kept, a video output, no --max_frames/--no_audio)")
+    try:
+        if is_video:
+            writer = VideoWriter(
+                output, info.width, info.height, rate, codec=args.codec, crf=args.crf, preset=args.preset,
+                pix_fmt=args.out_pix_fmt, lossless=args.lossless, audio_from=info.path if copy_audio else None,
+            )
+        else:
+            writer = PNGFolderWriter(output)
+    except (av.error.FFmpegError, ValueError) as error:
+        hint = " (the audio is copied as it is: try --no_audio or another container)" if copy_audio else ""
+        parser.error(f"cannot write {output}: {error}{hint}")
+
+    known_counts = [count for count in (info.frame_count, args.max_frames) if count is not None]
+    input_count = min(known_counts) if known_counts else None
+    logger.info(
+        "%s: %dx%d, %s frames at %s fps -> %dx -> %s at %s fps (%s on %s%s)",
+        info.path, info.width, info.height, input_count or "?",
+        format_rate(info.frame_rate) if info.frame_rate else "?",
+        args.factor, output, format_rate(rate), model_name(args), device,
+        f", tiles {args.tile} overlap {args.overlap}" if args.tile else "",
+    )
+    frames_read = [0]
+    tensors = (frame_to_tensor(frame, device) for frame in counted(chain(head, frames), frames_read))
+    started = time.perf_counter()
+    with writer, tqdm(total=output_frame_count(input_count, args.factor) if input_count else None,
+                      unit="frame", desc="interpolating", dynamic_ncols=True) as progress:
+        for frame in raise_frame_rate(tensors, interpolate, args.factor, args.boundary):
+            writer.write(tensor_to_frame(frame))
+            progress.update()
+    elapsed = time.perf_counter() - started
+
+    summary = {
+        "input": str(info.path), "output": str(output), "frames_in": frames_read[0],
+        "frames_out": writer.frames_written, "fps_out": float(rate), "seconds": elapsed,
+        "frames_per_second": writer.frames_written / elapsed if elapsed > 0 else float("inf"),
+    }
+    logger.info(
+        "%d frames in, %d frames out at %s fps in %.1f s (%.2f output frames/s); wrote %s",
+        summary["frames_in"], summary["frames_out"], format_rate(rate), elapsed, summary["frames_per_second"], output,
+    )
+    return summary
+
+
+if __name__ == "__main__":
+    main()
