@@ -1,0 +1,147 @@
+"""Phase 2 of ST-MFNet Mini: distil the student from the frozen, trained teacher.
+
+    python distill.py --student student_STMFNet --teacher STMFNet --distill_loss_fn "1*Lap" \
+        --student_loss_fn "1*Lap" --alpha 0.1 --data_dir <dir> --out_dir ./distill_results --optimizer ADAMax
+
+The loss is ``alpha * student_loss(student, ground truth) + distill_loss(student, teacher)``. The teacher comes
+from ``--teacher_dir`` and runs in eval mode without gradients (the original ran it in training mode with
+autograd, which updated its batch-norm statistics and wasted memory). Flags and defaults are the original's plus
+those listed in train.py; the outputs too, without the compression report.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from losses import DiscriminatorConfig, DistillationLoss
+from models import MODELS, get_model_class
+from optim import OPTIMIZERS, make_optimizer, make_scheduler
+from pipeline.checkpoints import load_last_checkpoint
+from pipeline.training import (
+    NonFiniteLossError,
+    StepFunction,
+    TrainingLoop,
+    add_training_arguments,
+    build_training_loader,
+    build_training_set,
+    check_training_arguments,
+    resolve_seed,
+    seed_everything,
+    start_progress,
+    write_config,
+)
+from pipeline.validation import build_validation_loader
+from utility import file_sha256, load_checkpoint, select_device, setup_logging
+
+# The original offered every optimizer but OBProxSG for distillation.
+DISTILL_OPTIMIZERS = tuple(name for name in OPTIMIZERS if name != "OBProxSG")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Distil ST-MFNet Mini (student) from ST-MFNet (teacher)")
+    distillation = parser.add_argument_group("distillation")
+    distillation.add_argument("--student", type=str, default="student_STMFNet", choices=list(MODELS),
+                              help="network to train")
+    distillation.add_argument("--teacher", type=str, default="STMFNet", choices=list(MODELS),
+                              help="frozen network whose frames the student learns from")
+    distillation.add_argument("--teacher_dir", type=str, default="./models/stmfnet.pth",
+                              help="the teacher's checkpoint ({'epoch', 'state_dict'} or a bare state dict)")
+    distillation.add_argument("--distill_loss_fn", type=str, default="1*GAN",
+                              help="loss spec between the student's and the teacher's frames")
+    distillation.add_argument("--student_loss_fn", type=str, default="1*Lap",
+                              help="loss spec between the student's frame and the ground truth")
+    distillation.add_argument("--alpha", type=float, default=0.1,
+                              help="weight of the student loss; the distillation loss has weight 1 (the original's "
+                                   "help said 1 - alpha, its code used 1)")
+    add_training_arguments(
+        parser, out_dir="./distill_results", optimizers=DISTILL_OPTIMIZERS, train_sets=("bvidvc", "vimeo"),
+        load_help="student checkpoint to start from (weights only; see README: the original also took its epoch "
+                  "number)",
+    )
+    return parser
+
+
+def load_teacher(args: argparse.Namespace, device: torch.device) -> nn.Module:
+    """The teacher from --teacher_dir, frozen and in eval mode."""
+    path = Path(args.teacher_dir)
+    if not path.is_file():
+        raise FileNotFoundError(f"--teacher_dir {path} not found: give the trained {args.teacher} checkpoint")
+    teacher = get_model_class(args.teacher)(args)
+    load_checkpoint(teacher, path)
+    return teacher.to(device).eval().requires_grad_(False)
+
+
+def make_step_function(student: nn.Module, teacher: nn.Module, loss: DistillationLoss) -> StepFunction:
+    """One distillation step's loss: the student's frame against the ground truth and the teacher's frame."""
+
+    def step(frames: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        frame1, frame3, frame4, frame5, frame7 = frames
+        with torch.no_grad():
+            teacher_frame = teacher(frame1, frame3, frame5, frame7)
+        prediction = student(frame1, frame3, frame5, frame7)["frame1"]
+        value = loss(prediction, teacher_frame, frame4, inputs=(frame1, frame3, frame5, frame7))
+        return value, prediction
+
+    return step
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    check_training_arguments(args)
+    logger = setup_logging(args.out_dir)
+    device = select_device(args.device, args.gpu_id)
+    resume_state = load_last_checkpoint(args.out_dir) if args.resume else None
+    seed = resume_state["progress"]["seed"] if resume_state else resolve_seed(args.seed)
+    seed_everything(seed)
+    logger.info("Distilling %s from %s on %s, seed %d", args.student, args.teacher, device, seed)
+
+    # Data: the training sets concatenated (or sampled), and the Vimeo-90K test list for validation.
+    train_set = build_training_set(args.data_dir, args.patch_size, args.train_sets, args.samples_per_epoch)
+    train_loader, sampler = build_training_loader(train_set, args.batch_size, seed, args.num_workers)
+    valid_loader = build_validation_loader(args.data_dir, args.patch_size, args.batch_size, args.num_workers)
+    steps_per_epoch = len(train_loader)
+    logger.info("%d training items (%d steps per epoch), %d validation items",
+                len(train_set), steps_per_epoch, len(valid_loader.dataset))
+
+    # Teacher (frozen), student, loss (with the discriminators of adversarial terms), optimizer and schedule.
+    teacher = load_teacher(args, device)
+    logger.info("Teacher %s from %s (sha256 %s)", args.teacher, args.teacher_dir, file_sha256(args.teacher_dir))
+    student = get_model_class(args.student)(args).to(device)
+    if args.load is not None and resume_state is not None:
+        logger.info("--load %s ignored: the weights come from the resumed checkpoint", args.load)
+    elif args.load is not None:
+        checkpoint = load_checkpoint(student, args.load)
+        logger.info("Loaded %s (saved at epoch %s)", args.load, checkpoint.get("epoch", "?"))
+    loss = DistillationLoss(
+        args.student_loss_fn, args.distill_loss_fn, args.alpha,
+        DiscriminatorConfig(args.patch_size, args.optimizer, args.lr, args.weight_decay),
+    ).to(device)
+    optimizer = make_optimizer(args, student, steps_per_epoch)
+    scheduler = make_scheduler(args, optimizer)
+    logger.info("Loss %g * (%s) + (%s), optimizer %s", args.alpha, loss.student_loss.extra_repr(),
+                loss.distill_loss.extra_repr(), type(optimizer).__name__)
+
+    progress = start_progress(args, seed, steps_per_epoch, resume_state, model=student, optimizer=optimizer,
+                              scheduler=scheduler, loss=loss)
+    write_config(args.out_dir, args)
+
+    loop = TrainingLoop(
+        model=student, step_function=make_step_function(student, teacher, loss), loss=loss, optimizer=optimizer,
+        scheduler=scheduler, train_loader=train_loader, sampler=sampler, valid_loader=valid_loader, device=device,
+        args=args, progress=progress, log_points=10, report_sparsity=False,
+    )
+    try:
+        loop.run()
+    except NonFiniteLossError as error:
+        logger.error("Stopped: %s", error)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,472 @@
+"""The training loop shared by train.py (phase 1: OBProxSG compression, or plain training) and distill.py
+(phase 2: distillation), with the flags both scripts share.
+
+One epoch is one pass over the training set (Vimeo-90K septuplets and BVI-DVC quintuplets concatenated, as the
+original's ``Sampler(iter=True)``), shuffled, in batches of ``--batch_size``; after every epoch the loop validates,
+writes the reports and saves ``model_epochNNN.pth`` and ``last.pth`` (``pipeline/checkpoints.py``).
+
+Reproducibility and exact resume: the order of every epoch and the random crop, flips and time reversal of every
+item are drawn from generators seeded by (seed, epoch) and (seed, epoch, item), never from a generator shared with
+the rest of the run. The data an optimizer step sees therefore does not depend on where a run was interrupted or
+on ``--num_workers``, and a run stopped after any step (``--max_steps``) and continued with ``--resume`` takes the
+same steps as one that never stopped (bit-exactly on the CPU).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import random
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Sampler as IndexSampler
+
+from data import BVIDVC_quintuplet, Sampler, Vimeo90k_quintuplet
+from metrics import calc_psnr
+from pipeline.checkpoints import (
+    changed_arguments,
+    last_checkpoint_path,
+    restore_last_checkpoint,
+    save_epoch_checkpoint,
+    save_last_checkpoint,
+)
+from pipeline.sparsity import plot_curves, sparsity_report, width_suggestion_lines, write_report
+from pipeline.validation import ValidationScores, validate_model
+from utility import PathType
+
+logger = logging.getLogger(__name__)
+
+TRAINING_SETS = ("vimeo", "bvidvc")
+# Independent random streams derived from --seed.
+_ORDER_STREAM, _ITEM_STREAM = 0, 1
+
+# Flags that may change between a run and its --resume without changing what the resumed steps compute.
+RESUME_FREE_FLAGS = ("resume", "max_steps", "num_workers", "device", "gpu_id", "load", "seed")
+
+# (frame1, frame3, frame4, frame5, frame7) on the device -> (loss, predicted frame4).
+StepFunction = Callable[[Sequence[Tensor]], tuple[Tensor, Tensor]]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; the run stops before the bad step changes any weight."""
+
+
+def add_training_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    out_dir: str,
+    optimizers: Sequence[str],
+    load_help: str,
+    train_sets: Sequence[str],
+) -> None:
+    """The flags train.py and distill.py share: the original ones with their defaults, then the new ones.
+
+    ``train_sets`` is the script's default order of the training sets (the original's: Vimeo first in train.py,
+    BVI-DVC first in distill.py).
+    """
+    parser.add_argument("--gpu_id", type=int, default=0, help="CUDA device index used when the device is a GPU")
+
+    directories = parser.add_argument_group("directories")
+    directories.add_argument("--data_dir", type=str, required=True,
+                             help="folder holding vimeo_septuplet/ and bvidvc/ (the original defaulted to a "
+                                  "Windows path, D:/stmfnet_data)")
+    directories.add_argument("--out_dir", type=str, default=out_dir,
+                             help="log.txt, config.txt, reports and checkpoint/ are written here")
+    directories.add_argument("--load", type=str, default=None, help=load_help)
+
+    learning = parser.add_argument_group("learning options")
+    learning.add_argument("--epochs", type=int, default=70, help="total number of epochs of the run")
+    learning.add_argument("--batch_size", type=int, default=2, help="batch size (training and validation)")
+    learning.add_argument("--patch_size", type=int, default=256,
+                          help="side of the random square crops (training) and fixed crops (validation)")
+
+    optimization = parser.add_argument_group("optimization")
+    optimization.add_argument("--lr", type=float, default=0.001, help="learning rate")
+    optimization.add_argument("--lr_decay", type=int, default=20, help="step decay: multiply the rate by --gamma "
+                              "every N epochs")
+    optimization.add_argument("--decay_type", type=str, default="step",
+                              help="step, step_A_B_... (decay at epochs A, B, ...) or plateau (on validation PSNR)")
+    optimization.add_argument("--gamma", type=float, default=0.5, help="learning rate decay factor")
+    optimization.add_argument("--patience", type=int, default=None,
+                              help="plateau: epochs without PSNR improvement before the rate is reduced")
+    optimization.add_argument("--optimizer", default="ADAMax", choices=tuple(optimizers),
+                              help=f"optimizer ({' | '.join(optimizers)})")
+    optimization.add_argument("--weight_decay", type=float, default=0, help="weight decay (ignored by OBProxSG)")
+
+    model = parser.add_argument_group("model options")
+    model.add_argument("--featc", nargs="+", type=int, default=[32, 64, 96, 128],
+                       help="feature extractor widths of the student (the teacher's are fixed)")
+    model.add_argument("--featnet", type=str, default="UMultiScaleResNext", help="feature extractor")
+    model.add_argument("--featnorm", type=str, default="batch", help="feature extractor normalisation")
+    model.add_argument("--kernel_size", type=int, default=5, help="AdaCoF kernel size")
+    model.add_argument("--dilation", type=int, default=1, help="AdaCoF dilation")
+    model.add_argument("--finetune_pwc", dest="finetune_pwc", default=True, action="store_true",
+                       help="train the teacher's PWC-Net; as in the original this store_true flag defaults to "
+                            "True, so it is always on")
+
+    new = parser.add_argument_group("options added by this reimplementation")
+    new.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                     help="auto takes the GPU --gpu_id when there is one, else the CPU")
+    new.add_argument("--seed", type=int, default=None,
+                     help="seed of weights initialisation, data order and augmentation (default: a random seed, "
+                          "logged and saved so the run can be resumed or repeated)")
+    new.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes (the original used 0)")
+    new.add_argument("--train_sets", nargs="+", choices=TRAINING_SETS, default=list(train_sets),
+                     help="training sets under --data_dir, concatenated in this order (the original needed both "
+                          f"and used {' '.join(train_sets)}); a missing set is an error unless left out here")
+    new.add_argument("--samples_per_epoch", type=int, default=None,
+                     help="draw this many random items per epoch (a set chosen in proportion to its size, then an "
+                          "item) instead of one pass over all items (the original's behaviour, the default)")
+    new.add_argument("--max_steps", type=int, default=None,
+                     help="stop after this many optimizer steps in total, counting steps done before a --resume; "
+                          "the run ends with validation and checkpoints as at an epoch end")
+    new.add_argument("--resume", action="store_true",
+                     help="continue exactly from <out_dir>/checkpoint/last.pth (same flags expected, changes are "
+                          "logged as warnings; the seed comes from the checkpoint and --load is ignored)")
+
+
+def check_training_arguments(args: argparse.Namespace) -> None:
+    """Refuse values the loop cannot run with, naming the flag."""
+    for name in ("epochs", "batch_size", "patch_size", "samples_per_epoch", "max_steps"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} must be a positive number, got {value}")
+    if args.num_workers < 0:
+        raise ValueError(f"--num_workers must be 0 or more, got {args.num_workers}")
+    if args.seed is not None and args.seed < 0:
+        raise ValueError(f"--seed must be 0 or more, got {args.seed}")
+
+
+def write_config(out_dir: PathType, args: argparse.Namespace) -> None:
+    """Append the run's arguments to ``out_dir/config.txt`` in the original's format (time stamp, then one
+    ``name: value`` line per argument)."""
+    now = datetime.datetime.now().strftime("%Y-%m-%d-%H:%M:%S")
+    lines = [now, ""] + [f"{name}: {value}" for name, value in vars(args).items()] + [""]
+    with open(Path(out_dir) / "config.txt", "a") as file:
+        file.write("\n".join(lines) + "\n")
+
+
+def resolve_seed(seed: Optional[int]) -> int:
+    """``--seed``, or a fresh random one when none was given (the original was unseeded)."""
+    return secrets.randbits(31) if seed is None else seed
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), numpy and Python's ``random``."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def _mixed_seed(*numbers: int) -> int:
+    return int(np.random.SeedSequence(list(numbers)).generate_state(1, dtype=np.uint64)[0])
+
+
+class EpochSampler(IndexSampler):
+    """Yields ``(epoch, index)`` keys: a fresh permutation of ``range(length)`` per epoch, from (seed, epoch).
+
+    ``set_epoch(epoch, start)`` selects the epoch and skips its first ``start`` positions (a resumed epoch).
+    """
+
+    def __init__(self, length: int, seed: int, shuffle: bool = True) -> None:
+        self.length = length
+        self.seed = seed
+        self.shuffle = shuffle
+        self.epoch = 0
+        self.start = 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        if not 0 <= start <= self.length:
+            raise ValueError(f"cannot start epoch {epoch} at position {start} of {self.length}")
+        self.epoch, self.start = epoch, start
+
+    def order(self, epoch: int) -> list[int]:
+        if not self.shuffle:
+            return list(range(self.length))
+        generator = torch.Generator().manual_seed(_mixed_seed(self.seed, _ORDER_STREAM, epoch))
+        return torch.randperm(self.length, generator=generator).tolist()
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.epoch
+        return iter([(epoch, index) for index in self.order(epoch)[self.start:]])
+
+    def __len__(self) -> int:
+        return self.length - self.start
+
+
+class SeededItems(Dataset):
+    """Wraps a dataset that draws its augmentation from torch's global generator: item ``(epoch, index)`` is made
+    with that generator seeded by (seed, epoch, index), and the generator's state is restored afterwards."""
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset = dataset
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, index = key
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(_mixed_seed(self.seed, _ITEM_STREAM, epoch, index))
+            return self.dataset[index]
+
+
+def build_training_set(
+    data_dir: PathType, patch_size: int, train_sets: Sequence[str], samples_per_epoch: Optional[int] = None
+) -> Sampler:
+    """The training sets under ``data_dir`` in the given order, concatenated (or drawn at random when
+    ``samples_per_epoch`` is given), with random crops of ``patch_size``, flips and time reversal."""
+    if not train_sets:
+        raise ValueError(f"no training set chosen; valid: {', '.join(TRAINING_SETS)}")
+    crop = (patch_size, patch_size)
+    builders = {
+        "vimeo": lambda: Vimeo90k_quintuplet(Path(data_dir) / "vimeo_septuplet", train=True, crop_sz=crop),
+        "bvidvc": lambda: BVIDVC_quintuplet(Path(data_dir) / "bvidvc", crop_sz=crop),
+    }
+    datasets = []
+    for name in dict.fromkeys(train_sets):
+        try:
+            datasets.append(builders[name]())
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"{error}. Train without it by leaving it out of --train_sets.") from error
+    if samples_per_epoch is None:
+        return Sampler(datasets, iter=True)
+    return Sampler(datasets, iter=False, samples_per_epoch=samples_per_epoch)
+
+
+def build_training_loader(
+    dataset: Dataset, batch_size: int, seed: int, num_workers: int = 0
+) -> tuple[DataLoader, EpochSampler]:
+    """A loader over ``dataset`` in seeded order with seeded items; step its sampler's ``set_epoch`` every epoch."""
+    if len(dataset) == 0:
+        raise ValueError("the training set is empty")
+    sampler = EpochSampler(len(dataset), seed)
+    # The loader's own generator keeps iterator creation from drawing on torch's global generator.
+    loader = DataLoader(
+        SeededItems(dataset, seed), batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+        generator=torch.Generator(),
+    )
+    return loader, sampler
+
+
+@dataclass
+class Progress:
+    """Where a run stands; saved in ``last.pth``.
+
+    ``epoch`` counts finished epochs, ``step`` optimizer steps of the whole run, ``epoch_step`` the steps done in
+    the unfinished epoch; the sums give the epoch's mean training loss and PSNR. ``history`` has one record per
+    validation (train loss, PSNR, validation PSNR/SSIM, density) for the curves.
+    """
+
+    seed: int
+    steps_per_epoch: int
+    epoch: int = 0
+    step: int = 0
+    epoch_step: int = 0
+    loss_sum: float = 0.0
+    psnr_sum: float = 0.0
+    psnr_count: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def epochs_done(self) -> float:
+        return self.epoch + self.epoch_step / self.steps_per_epoch
+
+    def start_epoch(self) -> None:
+        self.epoch_step, self.loss_sum, self.psnr_sum, self.psnr_count = 0, 0.0, 0.0, 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Progress:
+        return cls(**values)
+
+
+def start_progress(
+    args: argparse.Namespace,
+    seed: int,
+    steps_per_epoch: int,
+    resume_state: Optional[dict[str, Any]],
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    loss: nn.Module,
+) -> Progress:
+    """A new run's progress, or, with the ``last.pth`` contents of ``--resume``, the saved one after restoring every
+    state into the freshly built objects (warning about flags that changed since)."""
+    if resume_state is None:
+        return Progress(seed=seed, steps_per_epoch=steps_per_epoch)
+    for name, (before, now) in changed_arguments(resume_state["args"], args, RESUME_FREE_FLAGS).items():
+        logger.warning("--%s is %s in the resumed run, %s before", name, now, before)
+    progress = Progress.from_dict(
+        restore_last_checkpoint(resume_state, model=model, optimizer=optimizer, scheduler=scheduler, loss=loss)
+    )
+    if progress.steps_per_epoch != steps_per_epoch:
+        raise ValueError(
+            f"--resume: the run had {progress.steps_per_epoch} steps per epoch, now {steps_per_epoch}; keep "
+            "--data_dir, --train_sets, --batch_size and --samples_per_epoch"
+        )
+    return progress
+
+
+@dataclass
+class TrainingLoop:
+    """Epochs of ``step_function`` steps on ``model``, each followed by validation, reports and checkpoints.
+
+    ``loss`` is the loss module, saved for its discriminators' state. ``log_points`` is how many loss lines an
+    epoch logs (the original: 20 in train.py, 10 in distill.py). ``report_sparsity`` adds the compression report
+    (phase 1).
+    """
+
+    model: nn.Module
+    step_function: StepFunction
+    loss: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    train_loader: DataLoader
+    sampler: EpochSampler
+    valid_loader: DataLoader
+    device: torch.device
+    args: argparse.Namespace
+    progress: Progress
+    log_points: int = 20
+    report_sparsity: bool = False
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.args.out_dir)
+        self.step_kind: Optional[str] = getattr(self.optimizer, "last_step_kind", None)
+
+    def finished(self) -> bool:
+        return self.progress.epoch >= self.args.epochs or self._max_steps_reached()
+
+    def _max_steps_reached(self) -> bool:
+        return self.args.max_steps is not None and self.progress.step >= self.args.max_steps
+
+    def run(self) -> None:
+        """Train until ``--epochs`` epochs or ``--max_steps`` steps are done; raises NonFiniteLossError."""
+        progress = self.progress
+        logger.info("********STARTING FROM EPOCH %d (step %d)********", progress.epoch, progress.step)
+        if self.finished():
+            logger.info("Nothing to do: %d of %d epochs and %d steps (--max_steps %s) already done",
+                        progress.epoch, self.args.epochs, progress.step, self.args.max_steps)
+        while not self.finished():
+            epoch_complete = self.train_epoch()
+            self.end_epoch(epoch_complete)
+        if self.report_sparsity and progress.history:
+            self._log_width_suggestions()
+
+    def train_epoch(self) -> bool:
+        """Steps until the epoch ends (True) or ``--max_steps`` is reached (False)."""
+        progress = self.progress
+        self.model.train()
+        self.loss.train()
+        self.sampler.set_epoch(progress.epoch, start=progress.epoch_step * self.train_loader.batch_size)
+        log_every = max(progress.steps_per_epoch // self.log_points, 1)
+        for frames in self.train_loader:
+            frames = [frame.to(self.device) for frame in frames]
+            self.optimizer.zero_grad()
+            loss, prediction = self.step_function(frames)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(self._non_finite_message(loss))
+            loss.backward()
+            self.optimizer.step()
+            self._log_step_kind()
+
+            progress.step += 1
+            progress.epoch_step += 1
+            progress.loss_sum += loss.item()
+            progress.psnr_sum += float(calc_psnr(frames[2], prediction.detach()).sum())
+            progress.psnr_count += prediction.shape[0]
+            if progress.epoch_step % log_every == 0:
+                logger.info("{:<13s}{:<14s}{:<6s}{:<16s}{:<12s}{:<20.16f}".format(
+                    "Train Epoch: ", f"[{progress.epoch + 1}/{self.args.epochs}]", "Step: ",
+                    f"[{progress.epoch_step}/{progress.steps_per_epoch}]", "train loss: ", loss.item()))
+            if self._max_steps_reached():
+                break
+        return progress.epoch_step >= progress.steps_per_epoch
+
+    def end_epoch(self, epoch_complete: bool) -> None:
+        """Validate, report and save; a run stopped mid-epoch does the same but keeps the epoch open."""
+        progress = self.progress
+        epoch_number = progress.epoch + 1  # the epoch these weights come from, counted from 1
+        record: dict[str, Any] = {
+            "epoch_number": epoch_number,
+            "partial": not epoch_complete,
+            "step": progress.step,
+            "train_loss": progress.loss_sum / max(progress.epoch_step, 1),
+            "train_psnr": progress.psnr_sum / max(progress.psnr_count, 1),
+        }
+        if epoch_complete:
+            progress.epoch += 1
+            progress.start_epoch()
+            if self.args.decay_type != "plateau":
+                self.scheduler.step()
+        scores = validate_model(self.model, self.valid_loader, self.device)
+        if epoch_complete and self.args.decay_type == "plateau":
+            self.scheduler.step(scores.psnr)
+        record.update(epoch=progress.epochs_done(), valid_psnr=scores.psnr, valid_ssim=scores.ssim)
+        if self.report_sparsity:
+            record["density"] = self._report_sparsity(record, scores)
+        self._add_to_history(record)
+        self._log_validation(epoch_number, record, epoch_complete)
+
+        plot_curves(progress.history, self.out_dir / "curves.png")
+        model_path = save_epoch_checkpoint(self.model, self.out_dir, epoch_number)
+        save_last_checkpoint(
+            self.out_dir, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler, loss=self.loss,
+            progress=progress.to_dict(), args=self.args,
+        )
+        logger.info("Saved %s and %s", model_path, last_checkpoint_path(self.out_dir))
+
+    def _add_to_history(self, record: dict[str, Any]) -> None:
+        # The record of a run stopped mid-epoch is replaced by the next record of that epoch (after a resume).
+        history = self.progress.history
+        if history and history[-1]["partial"] and history[-1]["epoch_number"] == record["epoch_number"]:
+            history.pop()
+        history.append(record)
+
+    def _report_sparsity(self, record: dict[str, Any], scores: ValidationScores) -> float:
+        report = sparsity_report(self.model, epoch=record["epoch"], step=record["step"])
+        write_report(report, self.out_dir)
+        # The original's density file: "density,psnr," per validation.
+        with open(self.out_dir / "density results.txt", "a") as file:
+            file.write(f"{report['density']},{scores.psnr},\n")
+        return report["density"]
+
+    def _log_validation(self, epoch_number: int, record: dict[str, Any], epoch_complete: bool) -> None:
+        stopped = "" if epoch_complete else f" (stopped by --max_steps at step {record['step']})"
+        message = (f"Train Epoch: [{epoch_number}/{self.args.epochs}]  Train PSNR: {record['train_psnr']:<3.2f}  "
+                   f"Valid PSNR: {record['valid_psnr']:<3.2f}  Valid SSIM: {record['valid_ssim']:<3.2f}")
+        if "density" in record:
+            message += f"  Density: {record['density']:<3.2f}"
+        logger.info(message + stopped)
+
+    def _log_step_kind(self) -> None:
+        kind = getattr(self.optimizer, "last_step_kind", None)
+        if kind != self.step_kind:
+            logger.info("OBProxSG: %s steps from step %d (epoch %d)", kind, self.progress.step + 1,
+                        self.progress.epoch + 1)
+            self.step_kind = kind
+
+    def _log_width_suggestions(self) -> None:
+        report = sparsity_report(self.model, epoch=self.progress.epochs_done(), step=self.progress.step)
+        logger.info("Suggested channel widths (output channels with any non-zero weight), per block:")
+        for line in width_suggestion_lines(report):
+            logger.info("  %s", line)
+
+    def _non_finite_message(self, loss: Tensor) -> str:
+        progress = self.progress
+        kept = last_checkpoint_path(self.out_dir)
+        kept_text = f"the last good checkpoint is {kept}" if kept.exists() else "no checkpoint was saved yet"
+        return (f"training loss is {loss.item()} at step {progress.step + 1} (epoch {progress.epoch + 1}, step "
+                f"{progress.epoch_step + 1} of {progress.steps_per_epoch}); stopping before this step changes the "
+                f"weights; {kept_text}. Try a lower --lr.")

@@ -1,0 +1,93 @@
+"""Validation of train.py and distill.py: PSNR and SSIM on the Vimeo-90K test list after every epoch.
+
+As in the original, the validation items are ``vimeo_septuplet/sep_testlist.txt`` cropped to ``--patch_size``
+without flips or time reversal, in batches of ``--batch_size``. Unlike the original, whose crops were drawn anew
+at every validation, each item's crop is fixed (seeded by its index), so epochs are scored on the same pixels and
+validating never touches the training run's random generators. Scores are the metrics' 8-bit rounded PSNR and SSIM
+(``metrics/quality.py``), averaged over items.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from data import Vimeo90k_quintuplet
+from metrics import calc_psnr, calc_ssim
+from utility import PathType
+
+# Seed of the fixed validation crops (any value works; it only has to stay the same between epochs).
+VALIDATION_CROP_SEED = 0
+
+Interpolator = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class ValidationScores:
+    """Mean PSNR (dB) and SSIM over ``count`` items.
+
+    Kept as sums and a count so that partial results (e.g. of several processes) add up exactly.
+    """
+
+    psnr_sum: float
+    ssim_sum: float
+    count: int
+
+    @property
+    def psnr(self) -> float:
+        return self.psnr_sum / self.count
+
+    @property
+    def ssim(self) -> float:
+        return self.ssim_sum / self.count
+
+
+def build_validation_loader(data_dir: PathType, patch_size: int, batch_size: int, num_workers: int = 0) -> DataLoader:
+    """Batches of the Vimeo-90K test list (``data_dir/vimeo_septuplet``), cropped as described above."""
+    dataset = Vimeo90k_quintuplet(
+        Path(data_dir) / "vimeo_septuplet",
+        train=False,
+        crop_sz=(patch_size, patch_size),
+        augment_s=False,
+        augment_t=False,
+        seed=VALIDATION_CROP_SEED,
+    )
+    if len(dataset) == 0:
+        raise ValueError(f"the Vimeo-90K test list under {data_dir} is empty; validation needs at least one item")
+    # An own generator: creating the loader's iterator then draws nothing from torch's global generator.
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, generator=torch.Generator()
+    )
+
+
+@torch.no_grad()
+def score_interpolator(interpolate: Interpolator, loader: DataLoader, device: torch.device) -> ValidationScores:
+    """Scores of ``interpolate(frame1, frame3, frame5, frame7) -> frame4`` on every batch of ``loader``."""
+    psnr_sum = ssim_sum = 0.0
+    count = 0
+    for frames in loader:
+        frame1, frame3, frame4, frame5, frame7 = (frame.to(device) for frame in frames)
+        prediction = interpolate(frame1, frame3, frame5, frame7)
+        psnr_sum += float(calc_psnr(frame4, prediction).sum())
+        ssim_sum += float(calc_ssim(frame4, prediction).sum())
+        count += frame4.shape[0]
+    return ValidationScores(psnr_sum, ssim_sum, count)
+
+
+def validate_model(model: nn.Module, loader: DataLoader, device: torch.device) -> ValidationScores:
+    """Scores of ``model`` in eval mode (its previous mode is restored afterwards)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return score_interpolator(model, loader, device)
+    finally:
+        model.train(was_training)
+
+
+def frame_average(frame1: Tensor, frame3: Tensor, frame5: Tensor, frame7: Tensor) -> Tensor:
+    """The trivial baseline: the mean of the two frames around the target."""
+    return (frame3 + frame5) / 2

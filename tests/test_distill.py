@@ -1,0 +1,102 @@
+"""distill.py end to end on the tiny dataset of test_train.py: one distillation step of the student from a frozen
+teacher checkpoint, its outputs, and the teacher left untouched (eval mode, no gradients, same weights and
+batch-norm statistics)."""
+import logging
+
+import pytest
+import torch
+
+import distill
+from models import get_model_class
+from pipeline.checkpoints import last_checkpoint_path
+from test_train import PATCH, write_tiny_dataset
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """main() points the root logger at its out_dir; leave the logging setup as it was."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_tiny_dataset(tmp_path_factory.mktemp("tiny_data"))
+
+
+@pytest.fixture(scope="module")
+def teacher_path(tmp_path_factory):
+    """A freshly initialised teacher saved in the original checkpoint format."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("teacher") / "stmfnet.pth"
+    torch.save({"epoch": 70, "state_dict": get_model_class("STMFNet")().state_dict()}, path)
+    return path
+
+
+def distill_argv(data_dir, teacher_path, out_dir, *extra):
+    return ["--student", "student_STMFNet", "--teacher", "STMFNet", "--teacher_dir", str(teacher_path),
+            "--distill_loss_fn", "1*Lap", "--student_loss_fn", "1*Lap", "--alpha", "0.1", "--data_dir", str(data_dir),
+            "--out_dir", str(out_dir), "--optimizer", "ADAMax", "--patch_size", str(PATCH), "--batch_size", "1",
+            "--seed", "0", "--device", "cpu", *extra]
+
+
+def test_distillation_step_with_a_frozen_teacher(data_dir, teacher_path, tmp_path, monkeypatch):
+    teachers = []
+
+    def recording_load_teacher(args, device):
+        teachers.append(load_teacher(args, device))
+        return teachers[-1]
+
+    load_teacher = distill.load_teacher
+    monkeypatch.setattr(distill, "load_teacher", recording_load_teacher)
+    out_dir = tmp_path / "distill"
+    assert distill.main(distill_argv(data_dir, teacher_path, out_dir, "--max_steps", "1")) == 0
+
+    (teacher,) = teachers
+    assert not teacher.training
+    assert all(not param.requires_grad and param.grad is None for param in teacher.parameters())
+    saved = torch.load(teacher_path, map_location="cpu", weights_only=True)["state_dict"]
+    for name, value in teacher.state_dict().items():  # batch-norm running statistics included
+        assert torch.equal(value, saved[name]), name
+
+    log = (out_dir / "log.txt").read_text()
+    assert "Distilling student_STMFNet from STMFNet" in log and "sha256" in log
+    assert "Loss 0.1 * (1*Lap) + (1*Lap), optimizer Adamax" in log
+    assert "Train Epoch: [1/70]" in log and "Valid PSNR" in log and "Density" not in log
+    assert f"teacher_dir: {teacher_path}" in (out_dir / "config.txt").read_text()
+    checkpoint = torch.load(out_dir / "checkpoint" / "model_epoch001.pth", weights_only=True)
+    assert set(checkpoint) == {"epoch", "state_dict"}
+    assert set(checkpoint["state_dict"]) == set(get_model_class("student_STMFNet")().state_dict())
+    last = torch.load(last_checkpoint_path(out_dir), weights_only=True)
+    assert last["progress"]["step"] == 1 and last["args"]["alpha"] == 0.1
+    assert (out_dir / "curves.png").exists() and not (out_dir / "sparsity.json").exists()
+
+
+def test_missing_teacher_is_a_clear_error(data_dir, tmp_path):
+    argv = distill_argv(data_dir, tmp_path / "nowhere.pth", tmp_path / "out", "--max_steps", "1")
+    with pytest.raises(FileNotFoundError, match="--teacher_dir .*nowhere.pth not found"):
+        distill.main(argv)
+
+
+def test_obproxsg_is_not_a_distillation_optimizer(capsys):
+    with pytest.raises(SystemExit):
+        distill.build_parser().parse_args(["--data_dir", "x", "--optimizer", "OBProxSG"])
+    assert "invalid choice: 'OBProxSG'" in capsys.readouterr().err
+
+
+def test_original_defaults():
+    args = distill.build_parser().parse_args(["--data_dir", "x"])
+    assert (args.student, args.teacher, args.teacher_dir) == ("student_STMFNet", "STMFNet", "./models/stmfnet.pth")
+    assert (args.distill_loss_fn, args.student_loss_fn, args.alpha) == ("1*GAN", "1*Lap", 0.1)
+    assert (args.epochs, args.batch_size, args.patch_size, args.lr, args.optimizer) == (70, 2, 256, 0.001, "ADAMax")
+    assert args.finetune_pwc is True  # store_true with default True: always on, as in the original
+    assert args.train_sets == ["bvidvc", "vimeo"] and args.out_dir == "./distill_results"

@@ -1,0 +1,317 @@
+"""train.py end to end on a tiny dataset on the CPU: outputs, the compression report, exact resume, NaN stop, atomic
+checkpoints; and the loop's seeded data order.
+
+Steps of these models cost seconds on a CPU even for 64x64 crops (they pad to 128 and run at up to 256), so the
+runs are as short as the checks allow: the student for four steps (three per epoch, so the resume point falls
+mid-epoch and the resumed run crosses an epoch end), the teacher with OBProxSG for one.
+"""
+import json
+import logging
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import losses
+import train
+from models import get_model_class
+from pipeline.checkpoints import last_checkpoint_path, restore_rng_states, rng_states, save_last_checkpoint
+from pipeline.sparsity import overall_density
+from pipeline.training import EpochSampler, SeededItems, build_training_set
+from utility import load_checkpoint
+
+PATCH = 64
+FRAME_HEIGHT, FRAME_WIDTH = 64, 80  # a little wider than the crop, so crop positions vary
+
+
+def _smooth_frames(generator: np.random.Generator, count: int, height: int, width: int) -> list[np.ndarray]:
+    """``count`` consecutive frames of a smooth random pattern drifting one pixel per frame (some real motion)."""
+    coarse = generator.random((height // 8 + 2, (width + count) // 8 + 2, 3))
+    pattern = np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize(
+        ((width + count) + 16, height + 16), Image.BICUBIC))
+    return [pattern[8:8 + height, 8 + k:8 + k + width] for k in range(count)]
+
+
+def write_tiny_dataset(root: Path) -> Path:
+    """vimeo_septuplet with 2 training and 1 test septuplet of 64x80 frames, bvidvc with 1 quintuplet of 64x64
+    tiles: 3 training items (3 steps per epoch at batch size 1) and 1 validation item."""
+    generator = np.random.default_rng(0)
+    vimeo = root / "vimeo_septuplet"
+    names = {"sep_trainlist.txt": ["00001/0001", "00001/0002"], "sep_testlist.txt": ["00002/0001"]}
+    for list_name, sequences in names.items():
+        for name in sequences:
+            folder = vimeo / "sequences" / name
+            folder.mkdir(parents=True)
+            for k, frame in enumerate(_smooth_frames(generator, 7, FRAME_HEIGHT, FRAME_WIDTH), 1):
+                Image.fromarray(frame).save(folder / f"im{k}.png")
+        (vimeo / list_name).write_text("\n".join(sequences) + "\n")
+    frames = _smooth_frames(generator, 7, PATCH, PATCH)
+    tiles = [frames[k] for k in (0, 2, 4, 6, 3)]  # frames 1, 3, 5, 7, then the target 4
+    quintuplet = root / "bvidvc" / "quintuplets" / "00000"
+    quintuplet.mkdir(parents=True)
+    Image.fromarray(np.concatenate(tiles, axis=1)).save(quintuplet / "quintuplet.png")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """main() points the root logger at its out_dir; leave the logging setup as it was."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_tiny_dataset(tmp_path_factory.mktemp("tiny_data"))
+
+
+def student_argv(data_dir: Path, out_dir: Path, *extra: str) -> list[str]:
+    # An adversarial term too, so that the discriminator and its optimizer go through the resume.
+    return ["--net", "student_STMFNet", "--data_dir", str(data_dir), "--out_dir", str(out_dir),
+            "--patch_size", str(PATCH), "--batch_size", "1", "--seed", "3", "--loss", "1*Lap+0.01*GAN",
+            "--lr", "1e-4", "--device", "cpu", *extra]
+
+
+@pytest.fixture(scope="module")
+def full_run(data_dir, tmp_path_factory):
+    """Four uninterrupted student steps: epoch 1 (3 steps) and one step of epoch 2."""
+    out_dir = tmp_path_factory.mktemp("full")
+    assert train.main(student_argv(data_dir, out_dir, "--max_steps", "4")) == 0
+    return out_dir
+
+
+@pytest.fixture(scope="module")
+def half_run(data_dir, tmp_path_factory):
+    """The same run stopped by --max_steps after two steps, in the middle of epoch 1."""
+    out_dir = tmp_path_factory.mktemp("half")
+    assert train.main(student_argv(data_dir, out_dir, "--max_steps", "2")) == 0
+    return out_dir
+
+
+def _load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _assert_same_tree(got, expected, where: str = "") -> None:
+    if torch.is_tensor(expected):
+        assert torch.equal(got, expected), f"{where} differs"
+    elif isinstance(expected, dict):
+        assert got.keys() == expected.keys(), where
+        for key in expected:
+            _assert_same_tree(got[key], expected[key], f"{where}.{key}")
+    elif isinstance(expected, (list, tuple)):
+        assert len(got) == len(expected), where
+        for index, (a, b) in enumerate(zip(got, expected)):
+            _assert_same_tree(a, b, f"{where}[{index}]")
+    else:
+        assert got == expected, f"{where}: {got} != {expected}"
+
+
+def test_student_run_writes_logs_checkpoints_and_reports(full_run, half_run):
+    log = (full_run / "log.txt").read_text()
+    assert "STARTING FROM EPOCH 0" in log
+    assert "Train Epoch: [1/70]" in log and "Step: [3/3]" in log and "Valid PSNR" in log
+    assert "stopped by --max_steps at step 4" in log
+    assert "stopped by --max_steps at step 2" in (half_run / "log.txt").read_text()
+    config = (full_run / "config.txt").read_text()
+    assert "net: student_STMFNet" in config and "max_steps: 4" in config
+
+    # The original format per epoch: epoch 1 complete, epoch 2 as far as it got.
+    for epoch in (1, 2):
+        checkpoint = _load(full_run / "checkpoint" / f"model_epoch{epoch:03d}.pth")
+        assert set(checkpoint) == {"epoch", "state_dict"} and checkpoint["epoch"] == epoch
+    model = get_model_class("student_STMFNet")()
+    load_checkpoint(model, full_run / "checkpoint" / "model_epoch002.pth")
+
+    last = _load(last_checkpoint_path(full_run))
+    progress = last["progress"]
+    assert (progress["epoch"], progress["step"], progress["epoch_step"], progress["steps_per_epoch"]) == (1, 4, 1, 3)
+    assert [record["epoch"] for record in progress["history"]] == pytest.approx([1.0, 4 / 3])
+    assert all(np.isfinite(record["valid_psnr"]) for record in progress["history"])
+    assert any("discriminator" in key for key in last["loss"])  # the GAN term's state is saved
+    assert last["scheduler"]["last_epoch"] == 1  # stepped at the end of epoch 1 only
+    _assert_same_tree(last["model"], model.state_dict(), "model")
+
+    report = json.loads((full_run / "sparsity.json").read_text())
+    assert report["step"] == 4
+    assert report["density"] == pytest.approx(overall_density(model))
+    assert len(report["layers"]) == sum("weight" in name for name, _ in model.named_parameters())
+    assert report["suggested_widths"]["feature_extractor.conv1.resnext_small"]["widths"][0] == 32
+    assert len((full_run / "density results.txt").read_text().splitlines()) == 2
+    for picture in ("sparsity.png", "curves.png"):
+        assert (full_run / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Suggested channel widths" in log
+
+
+def test_resume_continues_bit_exactly(full_run, half_run, data_dir, tmp_path):
+    """2 steps + --resume to 4 steps == 4 steps: weights, optimizer, scheduler, discriminator, RNG, history."""
+    resumed = tmp_path / "resumed"
+    shutil.copytree(half_run, resumed)
+    assert train.main(student_argv(data_dir, resumed, "--max_steps", "4", "--resume")) == 0
+    assert "STARTING FROM EPOCH 0 (step 2)" in (resumed / "log.txt").read_text()
+
+    expected, got = _load(last_checkpoint_path(full_run)), _load(last_checkpoint_path(resumed))
+    for part in ("model", "optimizer", "scheduler", "loss", "rng"):
+        _assert_same_tree(got[part], expected[part], part)
+    # The record of the half epoch was replaced; the epoch's loss mean was summed over two runs.
+    got_history, expected_history = got["progress"].pop("history"), expected["progress"].pop("history")
+    assert got["progress"] == expected["progress"]
+    assert len(got_history) == len(expected_history) == 2
+    for got_record, expected_record in zip(got_history, expected_history):
+        assert got_record.pop("train_loss") == pytest.approx(expected_record.pop("train_loss"), rel=1e-12)
+        assert got_record == expected_record
+    for epoch in (1, 2):
+        name = f"model_epoch{epoch:03d}.pth"
+        _assert_same_tree(_load(resumed / "checkpoint" / name), _load(full_run / "checkpoint" / name), name)
+
+
+def test_resume_at_max_steps_has_nothing_to_do(half_run, data_dir, tmp_path):
+    out_dir = tmp_path / "done"
+    shutil.copytree(half_run, out_dir)
+    before = last_checkpoint_path(out_dir).read_bytes()
+    assert train.main(student_argv(data_dir, out_dir, "--max_steps", "2", "--resume")) == 0
+    assert "Nothing to do" in (out_dir / "log.txt").read_text()
+    assert last_checkpoint_path(out_dir).read_bytes() == before
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(half_run, data_dir, tmp_path, monkeypatch):
+    out_dir = tmp_path / "nan"
+    shutil.copytree(half_run, out_dir)
+    before = {path.name: path.read_bytes() for path in (out_dir / "checkpoint").iterdir()}
+    monkeypatch.setattr(losses.Loss, "forward", lambda self, output, gt, inputs=None: output.sum() * float("nan"))
+
+    assert train.main(student_argv(data_dir, out_dir, "--max_steps", "4", "--resume")) == 1
+    log = (out_dir / "log.txt").read_text()
+    assert "training loss is nan at step 3 (epoch 1, step 3 of 3)" in log
+    assert "the last good checkpoint is" in log
+    assert {path.name: path.read_bytes() for path in (out_dir / "checkpoint").iterdir()} == before
+
+
+def test_failed_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
+    args = train.build_parser().parse_args(["--data_dir", "x", "--out_dir", str(tmp_path)])
+    states = dict(model=model, optimizer=optimizer, scheduler=scheduler, loss=torch.nn.Module(), args=args)
+    path = save_last_checkpoint(tmp_path, progress={"step": 1}, **states)
+    saved = path.read_bytes()
+
+    def failing_save(obj, file, *positional, **keywords):
+        file.write(b"half a checkpoint")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with torch.no_grad():
+        model.weight.add_(1)
+    with pytest.raises(OSError, match="No space left"):
+        save_last_checkpoint(tmp_path, progress={"step": 2}, **states)
+    monkeypatch.undo()
+    assert path.read_bytes() == saved
+    assert _load(path)["progress"] == {"step": 1}
+    assert [p.name for p in path.parent.iterdir()] == ["last.pth"]  # no temporary file left behind
+
+
+def test_teacher_with_obproxsg_and_load(data_dir, tmp_path):
+    """Phase 1 as in the README, shortened: --load a teacher, one OBProxSG step, the compression report."""
+    torch.manual_seed(0)
+    teacher = get_model_class("STMFNet")()
+    with torch.no_grad():
+        teacher.metric.paramScale.fill_(3.0)  # marks the loaded weights
+    load_path = tmp_path / "stmfnet.pth"
+    torch.save({"epoch": 7, "state_dict": teacher.state_dict()}, load_path)
+    out_dir = tmp_path / "phase1"
+    argv = ["--load", str(load_path), "--data_dir", str(data_dir), "--out_dir", str(out_dir), "--epochs", "20",
+            "--optimizer", "OBProxSG", "--patch_size", str(PATCH), "--batch_size", "1", "--max_steps", "1",
+            "--lr", "1e-6", "--seed", "0", "--device", "cpu", "--train_sets", "vimeo"]
+    assert train.main(argv) == 0
+
+    log = (out_dir / "log.txt").read_text()
+    assert f"Loaded {load_path} (saved at epoch 7)" in log
+    assert "OBProxSG: prox_sg steps from step 1 (epoch 1)" in log
+    assert "Train Epoch: [1/20]" in log and "Density:" in log
+    trained = _load(out_dir / "checkpoint" / "model_epoch001.pth")
+    # --load gives the starting weights; the epoch count starts at 0 (see the README).
+    assert trained["epoch"] == 1
+    assert float(trained["state_dict"]["metric.paramScale"]) == pytest.approx(3.0, abs=0.1)
+    last = _load(last_checkpoint_path(out_dir))
+    counters = last["optimizer"]["phase_counters"]
+    assert counters["last_step_kind"] == "prox_sg"
+    report = json.loads((out_dir / "sparsity.json").read_text())
+    assert any(layer["name"].startswith("flow_estimator.") for layer in report["layers"])
+    assert 0 < report["density"] <= 1
+    assert "Suggested channel widths" in log and "feature_extractor.conv1.resnext_small: " in log
+
+
+def test_missing_training_set_is_a_clear_error(tmp_path):
+    data_dir = tmp_path / "data"
+    write_tiny_dataset(data_dir)
+    shutil.rmtree(data_dir / "bvidvc")
+    argv = ["--data_dir", str(data_dir), "--out_dir", str(tmp_path / "out"), "--device", "cpu"]
+    with pytest.raises(FileNotFoundError, match="leaving it out of --train_sets"):
+        train.main(argv)
+
+
+def test_epoch_order_and_items_depend_only_on_seed_epoch_and_index():
+    sampler = EpochSampler(10, seed=5)
+    first, second = sampler.order(0), sampler.order(1)
+    assert sorted(first) == list(range(10)) and first != second
+    assert EpochSampler(10, seed=5).order(0) == first
+    sampler.set_epoch(1, start=4)
+    assert list(sampler) == [(1, index) for index in second[4:]] and len(sampler) == 6
+
+    class RandomItems(torch.utils.data.Dataset):
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, index):
+            return torch.rand(3)
+
+    items = SeededItems(RandomItems(), seed=5)
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    item = items[(2, 7)]
+    assert torch.equal(torch.get_rng_state(), state)  # the global generator is untouched
+    torch.manual_seed(123)
+    assert torch.equal(items[(2, 7)], item)
+    assert not torch.equal(items[(3, 7)], item) and not torch.equal(items[(2, 6)], item)
+
+
+def test_original_defaults():
+    args = train.build_parser().parse_args(["--data_dir", "x"])
+    assert (args.net, args.loss, args.out_dir, args.load) == ("STMFNet", "1*Lap", "./train_results", None)
+    assert (args.epochs, args.batch_size, args.patch_size) == (70, 2, 256)
+    assert (args.lr, args.lr_decay, args.decay_type, args.gamma, args.patience) == (0.001, 20, "step", 0.5, None)
+    assert (args.optimizer, args.weight_decay, args.featc) == ("ADAMax", 0, [32, 64, 96, 128])
+    assert args.finetune_pwc is True  # store_true with default True: always on, as in the original
+    assert args.train_sets == ["vimeo", "bvidvc"] and args.max_steps is None and not args.resume
+
+
+def test_samples_per_epoch_draws_seeded_random_items(data_dir):
+    dataset = build_training_set(data_dir, PATCH, ["vimeo", "bvidvc"], samples_per_epoch=5)
+    assert len(dataset) == 5
+    items = SeededItems(dataset, seed=1)
+    first = items[(0, 4)]
+    assert len(first) == 5 and all(frame.shape == (3, PATCH, PATCH) for frame in first)
+    assert all(torch.equal(a, b) for a, b in zip(items[(0, 4)], first))
+
+
+def test_random_states_round_trip_through_a_checkpoint(tmp_path):
+    states = rng_states()
+    first = (torch.rand(3), np.random.rand(3), random.random())
+    torch.save(states, tmp_path / "rng.pth")
+    restore_rng_states(torch.load(tmp_path / "rng.pth", weights_only=True))
+    again = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(first[0], again[0]) and np.array_equal(first[1], again[1]) and first[2] == again[2]

@@ -1,0 +1,111 @@
+"""Train a network of the zoo; phase 1 of ST-MFNet Mini is this script on the teacher with OBProxSG.
+
+    python train.py --load <stmfnet.pth> --data_dir <dir> --out_dir ./train_results --epochs 20 --optimizer OBProxSG
+
+Flags and defaults are the original's (``--optimizer OBProxSG`` makes the weights sparse; the compression report
+``sparsity.json`` / ``sparsity.png`` and the suggested channel widths show which layers can shrink), plus the new
+``--device``, ``--seed``, ``--num_workers``, ``--train_sets``, ``--samples_per_epoch``, ``--max_steps`` and
+``--resume``. Writes to ``--out_dir``: log.txt, config.txt, curves.png, sparsity.json, sparsity.png,
+``density results.txt`` and checkpoint/ (``model_epochNNN.pth`` and ``last.pth``).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from torch import Tensor, nn
+
+from losses import DiscriminatorConfig, Loss
+from models import MODELS, get_model_class
+from optim import OPTIMIZERS, make_optimizer, make_scheduler
+from pipeline.checkpoints import load_last_checkpoint
+from pipeline.training import (
+    NonFiniteLossError,
+    StepFunction,
+    TrainingLoop,
+    add_training_arguments,
+    build_training_loader,
+    build_training_set,
+    check_training_arguments,
+    resolve_seed,
+    seed_everything,
+    start_progress,
+    write_config,
+)
+from pipeline.validation import build_validation_loader
+from utility import load_checkpoint, select_device, setup_logging
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Train ST-MFNet or ST-MFNet Mini (phase 1: --optimizer OBProxSG)")
+    parser.add_argument("--net", type=str, default="STMFNet", choices=list(MODELS), help="network to train")
+    parser.add_argument("--loss", type=str, default="1*Lap",
+                        help="loss spec: '+'-separated WEIGHT*NAME terms, e.g. 1*Lap or 1*Lap+0.01*FI_GAN")
+    add_training_arguments(
+        parser, out_dir="./train_results", optimizers=OPTIMIZERS, train_sets=("vimeo", "bvidvc"),
+        load_help="checkpoint to start from (weights only; see README: the original also took its epoch number)",
+    )
+    return parser
+
+
+def make_step_function(model: nn.Module, loss: Loss) -> StepFunction:
+    """One training step's loss: the model's frame against the ground truth (frame4)."""
+
+    def step(frames: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        frame1, frame3, frame4, frame5, frame7 = frames
+        prediction = model(frame1, frame3, frame5, frame7)["frame1"]
+        return loss(prediction, frame4, inputs=(frame1, frame3, frame5, frame7)), prediction
+
+    return step
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    check_training_arguments(args)
+    logger = setup_logging(args.out_dir)
+    device = select_device(args.device, args.gpu_id)
+    resume_state = load_last_checkpoint(args.out_dir) if args.resume else None
+    seed = resume_state["progress"]["seed"] if resume_state else resolve_seed(args.seed)
+    seed_everything(seed)
+    logger.info("Training %s on %s, seed %d", args.net, device, seed)
+
+    # Data: the training sets concatenated (or sampled), and the Vimeo-90K test list for validation.
+    train_set = build_training_set(args.data_dir, args.patch_size, args.train_sets, args.samples_per_epoch)
+    train_loader, sampler = build_training_loader(train_set, args.batch_size, seed, args.num_workers)
+    valid_loader = build_validation_loader(args.data_dir, args.patch_size, args.batch_size, args.num_workers)
+    steps_per_epoch = len(train_loader)
+    logger.info("%d training items (%d steps per epoch), %d validation items",
+                len(train_set), steps_per_epoch, len(valid_loader.dataset))
+
+    # Model, loss (with the discriminators of adversarial terms), optimizer and schedule.
+    model = get_model_class(args.net)(args).to(device)
+    if args.load is not None and resume_state is not None:
+        logger.info("--load %s ignored: the weights come from the resumed checkpoint", args.load)
+    elif args.load is not None:
+        checkpoint = load_checkpoint(model, args.load)
+        logger.info("Loaded %s (saved at epoch %s)", args.load, checkpoint.get("epoch", "?"))
+    loss = Loss(args.loss, DiscriminatorConfig(args.patch_size, args.optimizer, args.lr, args.weight_decay)).to(device)
+    optimizer = make_optimizer(args, model, steps_per_epoch)
+    scheduler = make_scheduler(args, optimizer)
+    logger.info("Loss %s, optimizer %s", loss.extra_repr(), type(optimizer).__name__)
+
+    progress = start_progress(args, seed, steps_per_epoch, resume_state, model=model, optimizer=optimizer,
+                              scheduler=scheduler, loss=loss)
+    write_config(args.out_dir, args)
+
+    loop = TrainingLoop(
+        model=model, step_function=make_step_function(model, loss), loss=loss, optimizer=optimizer,
+        scheduler=scheduler, train_loader=train_loader, sampler=sampler, valid_loader=valid_loader, device=device,
+        args=args, progress=progress, log_points=20, report_sparsity=True,
+    )
+    try:
+        loop.run()
+    except NonFiniteLossError as error:
+        logger.error("Stopped: %s", error)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
