@@ -61,8 +61,12 @@ def make_step_function(model: nn.Module, loss: Loss) -> StepFunction:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    check_training_arguments(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        check_training_arguments(args)
+    except ValueError as error:
+        parser.error(str(error))
     logger = setup_logging(args.out_dir)
     device = select_device(args.device, args.gpu_id)
     resume_state = load_last_checkpoint(args.out_dir) if args.resume else None

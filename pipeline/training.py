@@ -32,6 +32,7 @@ from data import BVIDVC_quintuplet, Sampler, Vimeo90k_quintuplet
 from metrics import calc_psnr
 from pipeline.checkpoints import (
     changed_arguments,
+    checkpoint_dir,
     last_checkpoint_path,
     restore_last_checkpoint,
     save_epoch_checkpoint,
@@ -142,6 +143,13 @@ def check_training_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--num_workers must be 0 or more, got {args.num_workers}")
     if args.seed is not None and args.seed < 0:
         raise ValueError(f"--seed must be 0 or more, got {args.seed}")
+    # A new run would overwrite the checkpoints of an earlier one in the same folder.
+    earlier = sorted(checkpoint_dir(args.out_dir).glob("*.pth")) if not args.resume else []
+    if earlier:
+        raise ValueError(
+            f"--out_dir {args.out_dir} already holds the checkpoints of a run ({earlier[-1].name}, ...): continue it "
+            f"with --resume, or choose another --out_dir"
+        )
 
 
 def write_config(out_dir: PathType, args: argparse.Namespace) -> None:

@@ -1,4 +1,5 @@
 """Shared fixtures: the golden reference data made from the original code (../shared/reference)."""
+import logging
 import os
 import sys
 from pathlib import Path
@@ -49,3 +50,19 @@ def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
     """max |got - expected| / max |expected| (the reference README's measure)."""
     scale = expected.abs().max().clamp_min(1e-300)
     return float((got.detach().to(expected.dtype) - expected).abs().max() / scale)
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """Scripts' main() point the root logger at their out_dir; leave the logging setup as it was."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)

@@ -1,31 +1,13 @@
 """distill.py end to end on the tiny dataset of test_train.py: one distillation step of the student from a frozen
 teacher checkpoint, its outputs, and the teacher left untouched (eval mode, no gradients, same weights and
 batch-norm statistics)."""
-import logging
-
 import pytest
 import torch
 
 import distill
 from models import get_model_class
 from pipeline.checkpoints import last_checkpoint_path
-from test_train import PATCH, write_tiny_dataset
-
-
-@pytest.fixture(autouse=True)
-def restore_logging():
-    """main() points the root logger at its out_dir; leave the logging setup as it was."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
+from tiny_dataset import PATCH, write_tiny_dataset
 
 
 @pytest.fixture(scope="module")

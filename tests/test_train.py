@@ -6,7 +6,6 @@ runs are as short as the checks allow: the student for four steps (three per epo
 mid-epoch and the resumed run crosses an epoch end), the teacher with OBProxSG for one.
 """
 import json
-import logging
 import random
 import shutil
 from pathlib import Path
@@ -14,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import losses
 import train
@@ -22,56 +20,8 @@ from models import get_model_class
 from pipeline.checkpoints import last_checkpoint_path, restore_rng_states, rng_states, save_last_checkpoint
 from pipeline.sparsity import overall_density
 from pipeline.training import EpochSampler, SeededItems, build_training_set
+from tiny_dataset import PATCH, write_tiny_dataset
 from utility import load_checkpoint
-
-PATCH = 64
-FRAME_HEIGHT, FRAME_WIDTH = 64, 80  # a little wider than the crop, so crop positions vary
-
-
-def _smooth_frames(generator: np.random.Generator, count: int, height: int, width: int) -> list[np.ndarray]:
-    """``count`` consecutive frames of a smooth random pattern drifting one pixel per frame (some real motion)."""
-    coarse = generator.random((height // 8 + 2, (width + count) // 8 + 2, 3))
-    pattern = np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize(
-        ((width + count) + 16, height + 16), Image.BICUBIC))
-    return [pattern[8:8 + height, 8 + k:8 + k + width] for k in range(count)]
-
-
-def write_tiny_dataset(root: Path) -> Path:
-    """vimeo_septuplet with 2 training and 1 test septuplet of 64x80 frames, bvidvc with 1 quintuplet of 64x64
-    tiles: 3 training items (3 steps per epoch at batch size 1) and 1 validation item."""
-    generator = np.random.default_rng(0)
-    vimeo = root / "vimeo_septuplet"
-    names = {"sep_trainlist.txt": ["00001/0001", "00001/0002"], "sep_testlist.txt": ["00002/0001"]}
-    for list_name, sequences in names.items():
-        for name in sequences:
-            folder = vimeo / "sequences" / name
-            folder.mkdir(parents=True)
-            for k, frame in enumerate(_smooth_frames(generator, 7, FRAME_HEIGHT, FRAME_WIDTH), 1):
-                Image.fromarray(frame).save(folder / f"im{k}.png")
-        (vimeo / list_name).write_text("\n".join(sequences) + "\n")
-    frames = _smooth_frames(generator, 7, PATCH, PATCH)
-    tiles = [frames[k] for k in (0, 2, 4, 6, 3)]  # frames 1, 3, 5, 7, then the target 4
-    quintuplet = root / "bvidvc" / "quintuplets" / "00000"
-    quintuplet.mkdir(parents=True)
-    Image.fromarray(np.concatenate(tiles, axis=1)).save(quintuplet / "quintuplet.png")
-    return root
-
-
-@pytest.fixture(autouse=True)
-def restore_logging():
-    """main() points the root logger at its out_dir; leave the logging setup as it was."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
-
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
@@ -185,6 +135,17 @@ def test_resume_at_max_steps_has_nothing_to_do(half_run, data_dir, tmp_path):
     assert train.main(student_argv(data_dir, out_dir, "--max_steps", "2", "--resume")) == 0
     assert "Nothing to do" in (out_dir / "log.txt").read_text()
     assert last_checkpoint_path(out_dir).read_bytes() == before
+
+
+def test_new_run_refuses_an_out_dir_with_checkpoints(half_run, data_dir, tmp_path, capsys):
+    out_dir = tmp_path / "taken"
+    shutil.copytree(half_run, out_dir)
+    before = {path.name: path.read_bytes() for path in (out_dir / "checkpoint").iterdir()}
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(student_argv(data_dir, out_dir, "--max_steps", "2"))
+    assert exit_info.value.code == 2
+    assert "already holds the checkpoints of a run" in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in (out_dir / "checkpoint").iterdir()} == before
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(half_run, data_dir, tmp_path, monkeypatch):
