@@ -21,22 +21,18 @@ from torch import Tensor, nn
 from losses import DiscriminatorConfig, DistillationLoss
 from models import MODELS, get_model_class
 from optim import OPTIMIZERS, make_optimizer, make_scheduler
-from pipeline.checkpoints import load_last_checkpoint
 from pipeline.training import (
     NonFiniteLossError,
     StepFunction,
     TrainingLoop,
     add_training_arguments,
-    build_training_loader,
-    build_training_set,
-    check_training_arguments,
-    resolve_seed,
-    seed_everything,
+    build_training_data,
+    load_starting_weights,
     start_progress,
+    start_run,
     write_config,
 )
-from pipeline.validation import build_validation_loader
-from utility import file_sha256, load_checkpoint, select_device, setup_logging
+from utility import file_sha256, load_checkpoint
 
 # The original offered every optimizer but OBProxSG for distillation.
 DISTILL_OPTIMIZERS = tuple(name for name in OPTIMIZERS if name != "OBProxSG")
@@ -91,36 +87,18 @@ def make_step_function(student: nn.Module, teacher: nn.Module, loss: Distillatio
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        check_training_arguments(args)
-    except ValueError as error:
-        parser.error(str(error))
-    logger = setup_logging(args.out_dir)
-    device = select_device(args.device, args.gpu_id)
-    resume_state = load_last_checkpoint(args.out_dir) if args.resume else None
-    seed = resume_state["progress"]["seed"] if resume_state else resolve_seed(args.seed)
-    seed_everything(seed)
+    args, logger, device, resume_state, seed = start_run(build_parser(), argv)
     logger.info("Distilling %s from %s on %s, seed %d", args.student, args.teacher, device, seed)
 
     # Data: the training sets concatenated (or sampled), and the Vimeo-90K test list for validation.
-    train_set = build_training_set(args.data_dir, args.patch_size, args.train_sets, args.samples_per_epoch)
-    train_loader, sampler = build_training_loader(train_set, args.batch_size, seed, args.num_workers)
-    valid_loader = build_validation_loader(args.data_dir, args.patch_size, args.batch_size, args.num_workers)
-    steps_per_epoch = len(train_loader)
-    logger.info("%d training items (%d steps per epoch), %d validation items",
-                len(train_set), steps_per_epoch, len(valid_loader.dataset))
+    data = build_training_data(args, seed)
+    steps_per_epoch = data.steps_per_epoch
 
     # Teacher (frozen), student, loss (with the discriminators of adversarial terms), optimizer and schedule.
     teacher = load_teacher(args, device)
     logger.info("Teacher %s from %s (sha256 %s)", args.teacher, args.teacher_dir, file_sha256(args.teacher_dir))
     student = get_model_class(args.student)(args).to(device)
-    if args.load is not None and resume_state is not None:
-        logger.info("--load %s ignored: the weights come from the resumed checkpoint", args.load)
-    elif args.load is not None:
-        checkpoint = load_checkpoint(student, args.load)
-        logger.info("Loaded %s (saved at epoch %s)", args.load, checkpoint.get("epoch", "?"))
+    load_starting_weights(student, args, resumed=resume_state is not None)
     loss = DistillationLoss(
         args.student_loss_fn, args.distill_loss_fn, args.alpha,
         DiscriminatorConfig(args.patch_size, args.optimizer, args.lr, args.weight_decay),
@@ -136,7 +114,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     loop = TrainingLoop(
         model=student, step_function=make_step_function(student, teacher, loss), loss=loss, optimizer=optimizer,
-        scheduler=scheduler, train_loader=train_loader, sampler=sampler, valid_loader=valid_loader, device=device,
+        scheduler=scheduler, train_loader=data.train_loader, sampler=data.sampler,
+        valid_loader=data.valid_loader, device=device,
         args=args, progress=progress, log_points=10, report_sparsity=False,
     )
     try:

@@ -19,22 +19,17 @@ from torch import Tensor, nn
 from losses import DiscriminatorConfig, Loss
 from models import MODELS, get_model_class
 from optim import OPTIMIZERS, make_optimizer, make_scheduler
-from pipeline.checkpoints import load_last_checkpoint
 from pipeline.training import (
     NonFiniteLossError,
     StepFunction,
     TrainingLoop,
     add_training_arguments,
-    build_training_loader,
-    build_training_set,
-    check_training_arguments,
-    resolve_seed,
-    seed_everything,
+    build_training_data,
+    load_starting_weights,
     start_progress,
+    start_run,
     write_config,
 )
-from pipeline.validation import build_validation_loader
-from utility import load_checkpoint, select_device, setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,34 +56,16 @@ def make_step_function(model: nn.Module, loss: Loss) -> StepFunction:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        check_training_arguments(args)
-    except ValueError as error:
-        parser.error(str(error))
-    logger = setup_logging(args.out_dir)
-    device = select_device(args.device, args.gpu_id)
-    resume_state = load_last_checkpoint(args.out_dir) if args.resume else None
-    seed = resume_state["progress"]["seed"] if resume_state else resolve_seed(args.seed)
-    seed_everything(seed)
+    args, logger, device, resume_state, seed = start_run(build_parser(), argv)
     logger.info("Training %s on %s, seed %d", args.net, device, seed)
 
     # Data: the training sets concatenated (or sampled), and the Vimeo-90K test list for validation.
-    train_set = build_training_set(args.data_dir, args.patch_size, args.train_sets, args.samples_per_epoch)
-    train_loader, sampler = build_training_loader(train_set, args.batch_size, seed, args.num_workers)
-    valid_loader = build_validation_loader(args.data_dir, args.patch_size, args.batch_size, args.num_workers)
-    steps_per_epoch = len(train_loader)
-    logger.info("%d training items (%d steps per epoch), %d validation items",
-                len(train_set), steps_per_epoch, len(valid_loader.dataset))
+    data = build_training_data(args, seed)
+    steps_per_epoch = data.steps_per_epoch
 
     # Model, loss (with the discriminators of adversarial terms), optimizer and schedule.
     model = get_model_class(args.net)(args).to(device)
-    if args.load is not None and resume_state is not None:
-        logger.info("--load %s ignored: the weights come from the resumed checkpoint", args.load)
-    elif args.load is not None:
-        checkpoint = load_checkpoint(model, args.load)
-        logger.info("Loaded %s (saved at epoch %s)", args.load, checkpoint.get("epoch", "?"))
+    load_starting_weights(model, args, resumed=resume_state is not None)
     loss = Loss(args.loss, DiscriminatorConfig(args.patch_size, args.optimizer, args.lr, args.weight_decay)).to(device)
     optimizer = make_optimizer(args, model, steps_per_epoch)
     scheduler = make_scheduler(args, optimizer)
@@ -100,7 +77,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     loop = TrainingLoop(
         model=model, step_function=make_step_function(model, loss), loss=loss, optimizer=optimizer,
-        scheduler=scheduler, train_loader=train_loader, sampler=sampler, valid_loader=valid_loader, device=device,
+        scheduler=scheduler, train_loader=data.train_loader, sampler=data.sampler,
+        valid_loader=data.valid_loader, device=device,
         args=args, progress=progress, log_points=20, report_sparsity=True,
     )
     try:

@@ -34,13 +34,14 @@ from pipeline.checkpoints import (
     changed_arguments,
     checkpoint_dir,
     last_checkpoint_path,
+    load_last_checkpoint,
     restore_last_checkpoint,
     save_epoch_checkpoint,
     save_last_checkpoint,
 )
 from pipeline.sparsity import plot_curves, sparsity_report, width_suggestion_lines, write_report
-from pipeline.validation import ValidationScores, validate_model
-from utility import PathType
+from pipeline.validation import ValidationScores, build_validation_loader, validate_model
+from utility import PathType, load_checkpoint, select_device, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +151,62 @@ def check_training_arguments(args: argparse.Namespace) -> None:
             f"--out_dir {args.out_dir} already holds the checkpoints of a run ({earlier[-1].name}, ...): continue it "
             f"with --resume, or choose another --out_dir"
         )
+
+
+def start_run(
+    parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]
+) -> tuple[argparse.Namespace, logging.Logger, torch.device, Optional[dict[str, Any]], int]:
+    """The common start of train.py and distill.py: parse and check the flags (a bad value exits with the usage
+    message), log to ``--out_dir``, pick the device, read ``last.pth`` for ``--resume`` and seed every generator.
+
+    Returns the arguments, the logger, the device, the resumed checkpoint (None for a new run) and the seed.
+    """
+    args = parser.parse_args(argv)
+    try:
+        check_training_arguments(args)
+    except ValueError as error:
+        parser.error(str(error))
+    logger = setup_logging(args.out_dir)
+    device = select_device(args.device, args.gpu_id)
+    resume_state = load_last_checkpoint(args.out_dir) if args.resume else None
+    seed = resume_state["progress"]["seed"] if resume_state else resolve_seed(args.seed)
+    seed_everything(seed)
+    return args, logger, device, resume_state, seed
+
+
+@dataclass
+class TrainingData:
+    """The training set (concatenated or sampled), its seeded loader and sampler, and the validation loader."""
+
+    train_set: Dataset
+    train_loader: DataLoader
+    sampler: EpochSampler
+    valid_loader: DataLoader
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.train_loader)
+
+
+def build_training_data(args: argparse.Namespace, seed: int) -> TrainingData:
+    """The training sets named by ``--train_sets`` and the Vimeo-90K test list for validation."""
+    train_set = build_training_set(args.data_dir, args.patch_size, args.train_sets, args.samples_per_epoch)
+    train_loader, sampler = build_training_loader(train_set, args.batch_size, seed, args.num_workers)
+    valid_loader = build_validation_loader(args.data_dir, args.patch_size, args.batch_size, args.num_workers)
+    logger.info("%d training items (%d steps per epoch), %d validation items",
+                len(train_set), len(train_loader), len(valid_loader.dataset))
+    return TrainingData(train_set, train_loader, sampler, valid_loader)
+
+
+def load_starting_weights(model: nn.Module, args: argparse.Namespace, resumed: bool) -> None:
+    """``--load``: start from a checkpoint's weights (ignored when ``--resume`` brings its own)."""
+    if args.load is None:
+        return
+    if resumed:
+        logger.info("--load %s ignored: the weights come from the resumed checkpoint", args.load)
+        return
+    checkpoint = load_checkpoint(model, args.load)
+    logger.info("Loaded %s (saved at epoch %s)", args.load, checkpoint.get("epoch", "?"))
 
 
 def write_config(out_dir: PathType, args: argparse.Namespace) -> None:

@@ -1,4 +1,6 @@
-"""Shared fixtures: the golden reference data made from the original code (../shared/reference)."""
+"""Shared fixtures: the golden reference data made from the original code (../shared/reference), and logging
+isolation for tests that run the scripts' main()."""
+import contextlib
 import logging
 import os
 import sys
@@ -52,17 +54,26 @@ def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
     return float((got.detach().to(expected.dtype) - expected).abs().max() / scale)
 
 
-@pytest.fixture(autouse=True)
-def restore_logging():
-    """Scripts' main() point the root logger at their out_dir; leave the logging setup as it was."""
+@contextlib.contextmanager
+def restored_root_logging():
+    """Undo a script's logging set-up (main() points the root logger at its out_dir and the console)."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+                handler.close()
+        for handler in handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """Every test leaves the logging set-up as it found it."""
+    with restored_root_logging():
+        yield

@@ -5,10 +5,8 @@ One student run (random weights saved in the original checkpoint format, two of 
 items, with --save_grid) is shared by the tests that check the files it writes; the baselines run on DAVIS and UCF101 in
 well under a second each.
 """
-import contextlib
 import hashlib
 import json
-import logging
 import math
 import re
 
@@ -19,6 +17,7 @@ from PIL import Image
 
 import data
 import evaluate
+from conftest import restored_root_logging
 from data.make_sample import DEFAULT_VIDEO, build_sample
 from metrics import calc_psnr
 from models import student_STMFNet
@@ -28,30 +27,6 @@ UCF = "Ucf101_quintuplet"
 DAVIS = "Davis90_quintuplet"
 STUDENT_ITEMS = ("0", "1")
 RESULT_LINE = re.compile(r"^(?P<label>.{15,}) -- \{'PSNR': (?P<psnr>[0-9.]+), 'SSIM': (?P<ssim>[0-9.]+)\}$")
-
-
-@contextlib.contextmanager
-def restored_root_logging():
-    """Undo evaluate.main's logging set-up (handlers on the root logger that write to this test's streams)."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        yield
-    finally:
-        for handler in list(root.handlers):
-            if handler not in handlers:
-                root.removeHandler(handler)
-                handler.close()
-        for handler in handlers:
-            if handler not in root.handlers:
-                root.addHandler(handler)
-        root.setLevel(level)
-
-
-@pytest.fixture(autouse=True)
-def _isolated_logging():
-    with restored_root_logging():
-        yield
 
 
 @pytest.fixture(scope="module")
