@@ -11,9 +11,28 @@ are the state-dict keys of the published checkpoints.
 """
 from typing import Callable, Sequence, Tuple, Union
 
+import torch
 from torch import Tensor, nn
 
 Norm = Union[bool, str, None]
+
+
+class Conv3d(nn.Conv3d):
+    """``nn.Conv3d`` that runs float32 CPU inputs through oneDNN.
+
+    PyTorch's CPU dispatch sends 3D convolutions to its generic ``slow_conv3d`` kernel; ``torch.mkldnn_convolution``
+    computes the same convolution (to float32 rounding, with autograd) several times faster. Other dtypes and
+    devices take the usual path, so float64 results are unchanged. Parameters and state-dict keys are those of
+    ``nn.Conv3d``.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if (x.device.type == "cpu" and x.dtype == torch.float32 and self.weight.dtype == torch.float32
+                and self.padding_mode == "zeros" and not isinstance(self.padding, str)
+                and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
+            return torch.mkldnn_convolution(x, self.weight, self.bias, self.padding, self.stride, self.dilation,
+                                            self.groups)
+        return super().forward(x)
 
 
 def norm_layer_3d(bn: Norm) -> Callable[[int], nn.Module]:
@@ -26,7 +45,7 @@ class SEGating(nn.Module):
 
     def __init__(self, inplanes: int) -> None:
         super().__init__()
-        self.attn_layer = nn.Sequential(nn.Conv3d(inplanes, inplanes, kernel_size=1, bias=True), nn.Sigmoid())
+        self.attn_layer = nn.Sequential(Conv3d(inplanes, inplanes, kernel_size=1, bias=True), nn.Sigmoid())
 
     def forward(self, x: Tensor) -> Tensor:
         return x * self.attn_layer(x.mean(dim=(2, 3, 4), keepdim=True))
@@ -39,16 +58,16 @@ class BasicBlock(nn.Module):
         super().__init__()
         norm = norm_layer_3d(bn)
         self.conv1 = nn.Sequential(
-            nn.Conv3d(inplanes, planes, kernel_size=3, stride=stride, padding=1, bias=False),
+            Conv3d(inplanes, planes, kernel_size=3, stride=stride, padding=1, bias=False),
             norm(planes),
             nn.ReLU(inplace=True),
         )
-        self.conv2 = nn.Sequential(nn.Conv3d(planes, planes, kernel_size=3, padding=1, bias=False), norm(planes))
+        self.conv2 = nn.Sequential(Conv3d(planes, planes, kernel_size=3, padding=1, bias=False), norm(planes))
         self.fg = SEGating(planes)
         self.downsample = None
         if stride != (1, 1, 1) or inplanes != planes:
             self.downsample = nn.Sequential(
-                nn.Conv3d(inplanes, planes, kernel_size=1, stride=stride, bias=False), norm(planes)
+                Conv3d(inplanes, planes, kernel_size=1, stride=stride, bias=False), norm(planes)
             )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -65,7 +84,7 @@ class R3D18Encoder(nn.Module):
         if len(channels) != 4:
             raise ValueError(f"R3D18Encoder needs 4 channel counts, got {list(channels)}")
         self.stem = nn.Sequential(
-            nn.Conv3d(3, channels[0], kernel_size=(3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
+            Conv3d(3, channels[0], kernel_size=(3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
             norm_layer_3d(bn)(channels[0]),
             nn.ReLU(inplace=True),
         )

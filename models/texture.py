@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from models.resnet3d import Norm, R3D18Encoder, SEGating, norm_layer_3d
+from models.resnet3d import Conv3d, Norm, R3D18Encoder, SEGating, norm_layer_3d
 
 # Decoder inputs are the previous decoder output concatenated with an encoder map of the same width.
 _SKIP_GROWTH = 2
@@ -29,7 +29,7 @@ class Conv3dBlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, bn: Norm) -> None:
         super().__init__()
         self.conv = nn.Sequential(
-            nn.Conv3d(in_ch, out_ch, kernel_size=3, padding=1, bias=True), SEGating(out_ch), norm_layer_3d(bn)(out_ch)
+            Conv3d(in_ch, out_ch, kernel_size=3, padding=1, bias=True), SEGating(out_ch), norm_layer_3d(bn)(out_ch)
         )
 
     def forward(self, x: Tensor) -> Tensor:
