@@ -1,0 +1,390 @@
+"""Cost of the teacher (ST-MFNet) and the student (ST-MFNet Mini): parameters, FLOPs, forward time, peak memory.
+
+    python benchmark.py                                   # both models, CPU or CUDA, 256x448, 480x854, 1080x1920
+    python benchmark.py --sizes 256x448 --repeats 3 --profile
+    python benchmark.py --device cuda --json cost.json    # float32 plus float16/bfloat16 autocast
+
+Each (model, size, dtype) case runs in a fresh subprocess, so the peak memory is that case's alone: the peak
+resident set size (VmHWM, reset through /proc/self/clear_refs just before the timed forwards) on CPU, and
+``torch.cuda.max_memory_allocated`` on a GPU. Weights are random (cost does not depend on them); batch 1, so every
+figure is per interpolated frame. Forward passes run in eval mode under ``torch.inference_mode()``; the time is the
+median of --repeats forwards after one warm-up. Student/teacher ratios come from the same run on the same device.
+
+FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` counts the convolutions and matrix products (2 FLOPs per
+multiply-add). The three custom ops are autograd Functions it cannot see into, so their calls are intercepted and
+counted by formula instead (whatever FlopCounterMode saw inside them, e.g. the CPU AdaCoF's bmm, is taken out):
+- AdaCoF: B*C*H*W*F*F multiply-adds of 5 each (4 for the bilinear sample of a tap, 1 to weight and accumulate it);
+- softmax splatting (the summation core): B*C*H*W*4 multiply-adds, one per landing corner of each input pixel;
+- correlation: B*81*C*H*W multiply-adds (81 displacements of max displacement 4, a C-long dot product each).
+Element-wise work (activations, padding, blur arithmetic) is not counted, as FlopCounterMode does not count it.
+
+--profile breaks one extra forward down with torch.profiler: the custom ops (FunctionAdaCoF, _Splat and
+_Correlation, totals), 2D convolutions (aten::conv2d/conv_transpose2d totals), 3D convolutions
+(aten::conv3d/conv_transpose3d totals) and the rest (forward time minus those; none of them nests in another). It
+also lists the convolution kernels that ran, so a slow fallback (slow_conv3d, ...) is visible.
+"""
+import argparse
+import json
+import logging
+import math
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import ExitStack, contextmanager, nullcontext
+from pathlib import Path
+from unittest import mock
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import models
+from cupy_module.adacof import FunctionAdaCoF
+from cupy_module.correlation import NUM_DISPLACEMENTS, _Correlation
+from cupy_module.softsplat import _Splat
+
+log = logging.getLogger("benchmark")
+
+DTYPES = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}  # None: no autocast
+
+# Profiler event names of the custom ops: the autograd Functions' class names.
+CUSTOM_OPS = {"adacof": "FunctionAdaCoF", "softsplat": "_Splat", "correlation": "_Correlation"}
+CONV2D_OPS = ("aten::conv2d", "aten::conv_transpose2d")
+CONV3D_OPS = ("aten::conv3d", "aten::conv_transpose3d")
+
+
+# ---------------------------------------------------------------------------------------------------- FLOPs
+
+def _adacof_macs(frame, weight, *_) -> int:
+    batch, channels = frame.shape[:2]
+    taps, height, width = weight.shape[1:]
+    return batch * channels * height * width * taps * 5
+
+
+def _softsplat_macs(input, flow) -> int:
+    return input.numel() * 4
+
+
+def _correlation_macs(first, second) -> int:
+    return NUM_DISPLACEMENTS * first.numel()
+
+
+CUSTOM_OP_MACS = {"adacof": (FunctionAdaCoF, _adacof_macs), "softsplat": (_Splat, _softsplat_macs),
+                  "correlation": (_Correlation, _correlation_macs)}
+
+
+@contextmanager
+def count_flops():
+    """FlopCounterMode plus the custom ops by formula. Yields a dict filled in on exit:
+    {"total": FLOPs, "custom": {op: FLOPs}}."""
+    result = {"custom": {name: 0 for name in CUSTOM_OP_MACS}}
+    hidden = [0]  # FLOPs FlopCounterMode counted inside the custom ops, replaced by their formula
+    counter = FlopCounterMode(display=False)
+
+    def counting(name, function_class, macs):
+        apply = function_class.apply
+
+        def counted_apply(*args):
+            before = counter.get_total_flops()
+            output = apply(*args)
+            hidden[0] += counter.get_total_flops() - before
+            result["custom"][name] += 2 * macs(*args)
+            return output
+        return counted_apply
+
+    with ExitStack() as stack:
+        for name, (function_class, macs) in CUSTOM_OP_MACS.items():
+            stack.enter_context(mock.patch.object(function_class, "apply", counting(name, function_class, macs)))
+        stack.enter_context(counter)
+        yield result
+    result["total"] = counter.get_total_flops() - hidden[0] + sum(result["custom"].values())
+
+
+# ---------------------------------------------------------------------------------------------------- memory
+
+def _proc_status_bytes(field: str) -> int:
+    """VmRSS (current) or VmHWM (peak) resident size of this process, in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not found in /proc/self/status")
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current VmRSS (Linux >= 4.0)
+
+
+def _peak_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return _proc_status_bytes("VmHWM")
+
+
+# ---------------------------------------------------------------------------------------------------- profile
+
+def profile_breakdown(forward, device: torch.device) -> dict:
+    """Milliseconds of one forward per category, and the convolution kernels that ran.
+
+    On CPU the categories are CPU-time totals of non-nesting ops; on CUDA they are GPU time (the ops' device time
+    against the summed self device time of every event)."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as profiler:
+        start = time.perf_counter()
+        forward()
+        _synchronize(device)
+        wall_ms = 1000 * (time.perf_counter() - start)
+    events = profiler.key_averages()
+    on_gpu = device.type == "cuda"
+
+    def total_ms(names) -> float:
+        field = "device_time_total" if on_gpu else "cpu_time_total"
+        return sum(getattr(event, field) for event in events if event.key in names) / 1000
+
+    forward_ms = sum(event.self_device_time_total for event in events) / 1000 if on_gpu else wall_ms
+    categories = {name: total_ms({event_name}) for name, event_name in CUSTOM_OPS.items()}
+    categories["conv2d"] = total_ms(CONV2D_OPS)
+    categories["conv3d"] = total_ms(CONV3D_OPS)
+    categories["rest"] = forward_ms - sum(categories.values())
+    top_level = set(CONV2D_OPS + CONV3D_OPS + ("aten::convolution", "aten::_convolution"))
+    kernels = sorted(
+        ({"name": event.key, "calls": event.count,
+          "self_ms": (event.self_device_time_total if on_gpu else event.self_cpu_time_total) / 1000}
+         for event in events if "conv" in event.key.lower() and event.key not in top_level),
+        key=lambda kernel: -kernel["self_ms"],
+    )
+    return {"forward_ms": forward_ms, "categories_ms": categories, "conv_kernels": kernels,
+            "time_base": "GPU time" if on_gpu else "CPU time"}
+
+
+# ---------------------------------------------------------------------------------------------------- one case
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def parameter_counts(model: torch.nn.Module) -> dict:
+    parameters = list(model.parameters())
+    return {"trainable": sum(p.numel() for p in parameters if p.requires_grad),
+            "total": sum(p.numel() for p in parameters)}
+
+
+def measure_case(model_name: str, height: int, width: int, dtype: str, device: torch.device, repeats: int,
+                 profile: bool) -> dict:
+    """Everything about one (model, size, dtype); meant to run in a process of its own."""
+    torch.manual_seed(0)
+    model = models.get_model_class(model_name)().to(device).eval()
+    frames = [torch.rand(1, 3, height, width, device=device) for _ in range(4)]
+    autocast = (torch.autocast(device.type, dtype=DTYPES[dtype]) if DTYPES[dtype] is not None else nullcontext())
+
+    def forward():
+        with torch.inference_mode(), autocast:
+            return model(*frames)
+
+    with count_flops() as flops:  # doubles as the warm-up forward
+        output = forward()
+    _synchronize(device)
+    if not torch.isfinite(output).all():
+        raise RuntimeError(f"{model_name} produced non-finite output at {height}x{width} {dtype}")
+    del output
+    _reset_peak(device)
+    times = []
+    for _ in range(repeats):
+        _synchronize(device)
+        start = time.perf_counter()
+        forward()
+        _synchronize(device)
+        times.append(time.perf_counter() - start)
+    result = {
+        "model": model_name, "size": f"{height}x{width}", "dtype": dtype, "device": str(device),
+        "threads": torch.get_num_threads(), "parameters": parameter_counts(model),
+        "flops": flops["total"], "macs": flops["total"] / 2, "custom_op_flops": flops["custom"],
+        "forward_s": statistics.median(times), "forward_s_all": times, "peak_memory_bytes": _peak_bytes(device),
+        "peak_memory_kind": "max_memory_allocated" if device.type == "cuda" else "peak RSS (VmHWM)",
+    }
+    if profile:
+        result["profile"] = profile_breakdown(forward, device)
+    return result
+
+
+def run_case_in_subprocess(args: argparse.Namespace, model_name: str, size: str, dtype: str) -> dict:
+    """measure_case in a fresh interpreter (honest peak memory); a failure becomes a note."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", "--models", model_name, "--sizes", size,
+               "--dtypes", dtype, "--device", args.device, "--repeats", str(args.repeats)]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
+    if args.profile:
+        command.append("--profile")
+    timeout = 120 + 4 * args.max_seconds * (args.repeats + 2)
+    case = {"model": model_name, "size": size, "dtype": dtype}
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {**case, "note": f"timed out after {timeout:.0f} s"}
+    if completed.returncode != 0:
+        last_line = (completed.stderr.strip().splitlines() or [f"exit status {completed.returncode}"])[-1]
+        if completed.returncode < 0:
+            last_line = f"killed by signal {-completed.returncode} (out of memory?)"
+        return {**case, "note": f"failed: {last_line}"}
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------------------------------- planning
+
+def parse_size(text: str) -> tuple:
+    try:
+        height, width = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size {text!r} is not HxW, e.g. 256x448") from None
+    return height, width
+
+
+def _available_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return math.inf
+
+
+def skip_reason(previous: dict, pixels: int, args: argparse.Namespace, device: torch.device):
+    """Why a larger size of a case is not attempted, extrapolating linearly in pixels from the last one run."""
+    if previous is None or "forward_s" not in previous:
+        return None  # nothing to extrapolate from
+    scale = pixels / math.prod(parse_size(previous["size"]))
+    estimated_seconds = previous["forward_s"] * scale
+    if estimated_seconds > args.max_seconds:
+        return f"skipped: estimated {estimated_seconds:.0f} s per forward > --max_seconds {args.max_seconds:g}"
+    estimated_bytes = previous["peak_memory_bytes"] * scale
+    if estimated_bytes > _available_bytes(device):
+        return f"skipped: estimated peak memory {estimated_bytes / 2**30:.1f} GiB does not fit"
+    return None
+
+
+def ratios(results: list) -> list:
+    """Student over teacher for every (size, dtype) both were measured at."""
+    measured = {(r["model"], r["size"], r["dtype"]): r for r in results if "forward_s" in r}
+    rows = []
+    for (model_name, size, dtype), student in measured.items():
+        teacher = measured.get(("STMFNet", size, dtype))
+        if model_name != "student_STMFNet" or teacher is None:
+            continue
+        rows.append({
+            "size": size, "dtype": dtype,
+            "parameters": student["parameters"]["total"] / teacher["parameters"]["total"],
+            "flops": student["flops"] / teacher["flops"],
+            "forward_s": student["forward_s"] / teacher["forward_s"],
+            "peak_memory": student["peak_memory_bytes"] / teacher["peak_memory_bytes"],
+        })
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------- output
+
+def format_tables(report: dict) -> str:
+    lines = [f"torch {report['torch']}, device {report['device']}, {report['threads']} threads"]
+    header = (f"{'model':<16} {'size':<10} {'dtype':<9} {'params (train/total)':>22} {'GMACs':>9} "
+              f"{'ops FLOP%':>9} {'forward s':>10} {'peak MiB':>9}")
+    lines += [header, "-" * len(header)]
+    for r in report["results"]:
+        prefix = f"{r['model']:<16} {r['size']:<10} {r['dtype']:<9}"
+        if "forward_s" not in r:
+            lines.append(f"{prefix} {r['note']}")
+            continue
+        params = f"{r['parameters']['trainable']:,}/{r['parameters']['total']:,}"
+        custom_share = 100 * sum(r["custom_op_flops"].values()) / r["flops"]
+        lines.append(f"{prefix} {params:>22} {r['macs'] / 1e9:>9.2f} {custom_share:>8.1f}% "
+                     f"{r['forward_s']:>10.3f} {r['peak_memory_bytes'] / 2**20:>9.0f}")
+    lines.append("GMACs per frame (FLOPs / 2); ops FLOP%: share of the FLOPs in AdaCoF, softsplat and correlation; "
+                 "peak MiB: " + ("max_memory_allocated" if report["device"] == "cuda" else "peak RSS of the process"))
+    if report["ratios"]:
+        lines += ["", "student / teacher (same run, same device)",
+                  f"{'size':<10} {'dtype':<9} {'params':>8} {'FLOPs':>8} {'forward':>8} {'peak mem':>9}"]
+        for r in report["ratios"]:
+            lines.append(f"{r['size']:<10} {r['dtype']:<9} {r['parameters']:>8.3f} {r['flops']:>8.3f} "
+                         f"{r['forward_s']:>8.3f} {r['peak_memory']:>9.3f}")
+    for r in report["results"]:
+        if "profile" not in r:
+            continue
+        profile = r["profile"]
+        lines += ["", f"profile {r['model']} {r['size']} {r['dtype']}: one forward {profile['forward_ms']:.1f} ms "
+                      f"({profile['time_base']}, under the profiler)"]
+        for name, milliseconds in profile["categories_ms"].items():
+            lines.append(f"  {name:<12} {milliseconds:>10.1f} ms {100 * milliseconds / profile['forward_ms']:>6.1f}%")
+        lines.append("  convolution kernels: " + ", ".join(
+            f"{k['name']} x{k['calls']} {k['self_ms']:.1f} ms" + (" [SLOW FALLBACK]" if "slow" in k["name"] else "")
+            for k in profile["conv_kernels"]))
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=list(models.MODELS), choices=list(models.MODELS),
+                        help="zoo models to measure")
+    parser.add_argument("--sizes", nargs="+", type=str, default=["256x448", "480x854", "1080x1920"],
+                        help="frame sizes HxW, smallest first (a size is skipped if it would not fit)")
+    parser.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=None,
+                        help="float32, or float16/bfloat16 autocast (default: float32 on CPU, all three on CUDA)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed forwards per case (median reported)")
+    parser.add_argument("--max_seconds", type=float, default=60.0,
+                        help="skip a size whose forward is estimated (from the previous size) to take longer")
+    parser.add_argument("--profile", action="store_true",
+                        help="break one forward down into custom ops, 2D convs, 3D convs and the rest")
+    parser.add_argument("--json", type=Path, default=None, help="also write the full report as JSON here")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv=None) -> dict:
+    args = build_parser().parse_args(argv)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for size in args.sizes:
+        parse_size(size)
+    dtypes = args.dtypes or (list(DTYPES) if device.type == "cuda" else ["float32"])
+    if args.worker:  # one case, result as one JSON line for run_case_in_subprocess
+        height, width = parse_size(args.sizes[0])
+        result = measure_case(args.models[0], height, width, dtypes[0], device, args.repeats, args.profile)
+        print(json.dumps(result))
+        return result
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
+    sizes = sorted(args.sizes, key=lambda size: math.prod(parse_size(size)))
+    results = []
+    for model_name in args.models:
+        for dtype in dtypes:
+            previous = None
+            for size in sizes:
+                note = skip_reason(previous, math.prod(parse_size(size)), args, device)
+                if previous is not None and "forward_s" not in previous:
+                    note = f"skipped: the smaller {previous['size']} did not run"
+                if note:
+                    result = {"model": model_name, "size": size, "dtype": dtype, "note": note}
+                else:
+                    log.info("measuring %s %s %s ...", model_name, size, dtype)
+                    result = run_case_in_subprocess(args, model_name, size, dtype)
+                    previous = result
+                results.append(result)
+    report = {"torch": torch.__version__, "device": args.device, "threads": args.threads or torch.get_num_threads(),
+              "repeats": args.repeats, "results": results, "ratios": ratios(results)}
+    log.info("\n%s", format_tables(report))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()

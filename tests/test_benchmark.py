@@ -1,0 +1,52 @@
+"""benchmark.py: a smoke run (the student at the smallest size, one repeat, with the profile breakdown) and the
+FLOP formulas of the custom ops."""
+import json
+import math
+
+import torch
+
+import benchmark
+from cupy_module.adacof import adacof
+from cupy_module.correlation import correlation
+from cupy_module.softsplat import softsplat
+
+# Total minus trainable: the frozen Gaussian kernel and 8-tap filter, Parameters in the published checkpoints.
+STUDENT_PARAMETERS = {"trainable": 1_822_063, "total": 1_822_162}
+
+
+def test_benchmark_student_smoke(tmp_path):
+    json_path = tmp_path / "benchmark.json"
+    benchmark.main(["--models", "student_STMFNet", "--sizes", "64x64", "--repeats", "1", "--profile",
+                    "--device", "cpu", "--json", str(json_path)])
+    report = json.loads(json_path.read_text())
+    (result,) = report["results"]
+    assert result["model"] == "student_STMFNet" and result["size"] == "64x64" and result["dtype"] == "float32"
+    assert result["parameters"] == STUDENT_PARAMETERS
+    numbers = [result["flops"], result["macs"], result["forward_s"], result["peak_memory_bytes"],
+               *result["custom_op_flops"].values(), *result["profile"]["categories_ms"].values()]
+    assert all(math.isfinite(number) for number in numbers)
+    assert result["flops"] > 0 and result["macs"] == result["flops"] / 2
+    assert result["forward_s"] > 0 and result["peak_memory_bytes"] > 0
+    # The student has AdaCoF but no softsplat/correlation branch; AdaCoF's formula-counted FLOPs are in the total.
+    custom = result["custom_op_flops"]
+    assert custom["adacof"] > 0 and custom["softsplat"] == 0 and custom["correlation"] == 0
+    assert custom["adacof"] < result["flops"]
+    categories = result["profile"]["categories_ms"]
+    assert categories["adacof"] > 0 and categories["conv2d"] > 0 and categories["conv3d"] > 0
+    assert any("conv" in kernel["name"] for kernel in result["profile"]["conv_kernels"])
+
+
+def test_custom_ops_counted_by_formula():
+    frame, taps = torch.rand(1, 3, 10, 12), 9  # 3x3 kernel, dilation 1: padded by 2 around an 8x10 output
+    weight, offset_i, offset_j = (torch.rand(1, taps, 8, 10) for _ in range(3))
+    image, flow = torch.rand(2, 3, 8, 10), torch.rand(2, 2, 8, 10)
+    first, second = torch.rand(1, 16, 8, 10), torch.rand(1, 16, 8, 10)
+    with benchmark.count_flops() as flops:
+        adacof(frame, weight, offset_i, offset_j, 1)
+        softsplat(image, flow, None, "summation")
+        correlation(first, second)
+        torch.nn.functional.conv2d(image, torch.rand(4, 3, 3, 3))
+    assert flops["custom"] == {"adacof": 2 * 3 * 8 * 10 * taps * 5, "softsplat": 2 * 2 * 3 * 8 * 10 * 4,
+                               "correlation": 2 * 81 * 16 * 8 * 10}
+    conv_flops = 2 * (2 * 4 * 6 * 8) * (3 * 3 * 3)  # output elements times a 3x3x3 dot product
+    assert flops["total"] == sum(flops["custom"].values()) + conv_flops
