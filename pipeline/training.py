@@ -114,6 +114,9 @@ def add_training_arguments(
                             "True, so it is always on")
 
     new = parser.add_argument_group("options added by this reimplementation")
+    new.add_argument("--pwc_weights", type=str, default=None,
+                     help="pytorch-pwc '.pytorch' file to start the teacher's PWC-Net from (the original downloaded "
+                          "it; default: random initialisation, replaced anyway by --load or --teacher_dir)")
     new.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                      help="auto takes the GPU --gpu_id when there is one, else the CPU")
     new.add_argument("--seed", type=int, default=None,

@@ -276,3 +276,11 @@ def test_random_states_round_trip_through_a_checkpoint(tmp_path):
     restore_rng_states(torch.load(tmp_path / "rng.pth", weights_only=True))
     again = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(first[0], again[0]) and np.array_equal(first[1], again[1]) and first[2] == again[2]
+
+
+def test_pwc_weights_flag_reaches_the_model_config(data_dir, tmp_path):
+    from models.stmfnet import ModelConfig
+
+    args = train.build_parser().parse_args(["--data_dir", str(data_dir), "--pwc_weights", "network-default.pytorch"])
+    assert ModelConfig.from_args(args).pwc_weights == "network-default.pytorch"
+    assert ModelConfig.from_args(train.build_parser().parse_args(["--data_dir", str(data_dir)])).pwc_weights is None
