@@ -34,7 +34,7 @@ from pipeline.evaluation import (
     evaluate,
     results_text,
 )
-from utility import atomic_write_text, file_sha256, load_checkpoint, select_device, setup_logging
+from utility import add_model_arguments, atomic_write_text, file_sha256, load_checkpoint, select_device, setup_logging
 
 DEFAULT_CHECKPOINT = "./models/stmfnet_mini.pth"  # the original's default
 RESULT_FILES = ("results.txt", "results.json")
@@ -62,15 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out_dir", type=str, default="eval_results",
                         help="results go to <out_dir>/<dataset>/ (the original's default was 'tests')")
 
-    model_options = parser.add_argument_group("model parameters")
-    model_options.add_argument("--featc", nargs="+", type=int, default=[32, 64, 96, 128],
-                               help="feature widths of the student")
-    model_options.add_argument("--featnet", type=str, default="UMultiScaleResNext", help="feature extractor")
-    model_options.add_argument("--featnorm", type=str, default="batch", help="feature extractor normalisation")
-    model_options.add_argument("--kernel_size", type=int, default=5, help="AdaCoF kernel size")
-    model_options.add_argument("--dilation", type=int, default=1, help="AdaCoF dilation")
-    model_options.add_argument("--finetune_pwc", dest="finetune_pwc", default=False, action="store_true",
-                               help="accepted for compatibility with the original; no effect on evaluation")
+    add_model_arguments(parser, finetune_pwc=False,
+                        finetune_pwc_help="accepted for compatibility with the original; no effect on evaluation")
 
     new_options = parser.add_argument_group("options added by this reimplementation")
     new_options.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],

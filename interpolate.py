@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 import models
 from pipeline.evaluation import BASELINES, baseline_predictor
-from utility import load_checkpoint, select_device
+from utility import add_model_arguments, load_checkpoint, select_device
 from video.interpolation import (
     BOUNDARY_MODES,
     FACTORS,
@@ -93,15 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out_dir", type=str, default=".",
                         help="folder for the output when --output is not given")
 
-    model_options = parser.add_argument_group("model parameters")
-    model_options.add_argument("--featc", nargs="+", type=int, default=[32, 64, 96, 128],
-                               help="feature widths of the student (the teacher's are fixed)")
-    model_options.add_argument("--featnet", type=str, default="UMultiScaleResNext", help="feature extractor")
-    model_options.add_argument("--featnorm", type=str, default="batch", help="feature extractor normalisation")
-    model_options.add_argument("--kernel_size", type=int, default=5, help="AdaCoF kernel size")
-    model_options.add_argument("--dilation", type=int, default=1, help="AdaCoF dilation")
-    model_options.add_argument("--finetune_pwc", dest="finetune_pwc", default=False, action="store_true",
-                               help="accepted for compatibility with the original; no effect here")
+    add_model_arguments(parser, finetune_pwc=False,
+                        finetune_pwc_help="accepted for compatibility with the original; no effect here")
 
     new_options = parser.add_argument_group("options added by this reimplementation")
     new_options.add_argument("--output", type=str, default=None,

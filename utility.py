@@ -6,6 +6,7 @@ original names keeps working.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import logging
 import os
@@ -20,12 +21,14 @@ from torch import nn
 from losses import CharbonnierFunc
 from metrics import calc_psnr, calc_ssim, quantize
 from models.scales import gaussian_kernel
+from models.stmfnet import ModelConfig
 from models.scales import normalize_frame as moduleNormalize
 from optim import make_optimizer, make_scheduler
 
 __all__ = [
-    "CharbonnierFunc", "atomic_save", "atomic_write_text", "calc_psnr", "calc_ssim", "file_sha256", "gaussian_kernel", "load_checkpoint",
-    "make_optimizer", "make_scheduler", "moduleNormalize", "quantize", "select_device", "setup_logging",
+    "CharbonnierFunc", "add_model_arguments", "atomic_save", "atomic_write_text", "calc_psnr", "calc_ssim",
+    "file_sha256", "gaussian_kernel", "load_checkpoint", "make_optimizer", "make_scheduler", "moduleNormalize",
+    "quantize", "select_device", "setup_logging",
 ]
 
 PathType = Union[str, PathLike]
@@ -92,7 +95,7 @@ def load_checkpoint(model: nn.Module, path: PathType, map_location: Any = "cpu")
 
 
 def select_device(device: str = "auto", gpu_id: int = 0) -> torch.device:
-    """The scripts' ``--device auto|cpu|cuda`` (with the original ``--gpu_id``): auto takes the GPU when there is one."""
+    """The scripts' ``--device auto|cpu|cuda`` (with the original ``--gpu_id``); auto takes the GPU if there is one."""
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"--device must be auto, cpu or cuda, got {device!r}")
     if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
@@ -159,3 +162,19 @@ def file_sha256(path: PathType) -> str:
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, finetune_pwc: bool, finetune_pwc_help: str) -> None:
+    """The original model flags (``--featc --featnet --featnorm --kernel_size --dilation --finetune_pwc``), defaults
+    from :class:`models.stmfnet.ModelConfig`. ``--finetune_pwc`` is a ``store_true`` flag whose default differs
+    between the original scripts (True in train/distill, so always on there; False in evaluate)."""
+    defaults = ModelConfig()
+    group = parser.add_argument_group("model options")
+    group.add_argument("--featc", nargs="+", type=int, default=list(defaults.featc),
+                       help="feature extractor widths of the student (the teacher's are fixed)")
+    group.add_argument("--featnet", type=str, default=defaults.featnet, help="feature extractor")
+    group.add_argument("--featnorm", type=str, default=defaults.featnorm, help="feature extractor normalisation")
+    group.add_argument("--kernel_size", type=int, default=defaults.kernel_size, help="AdaCoF kernel size")
+    group.add_argument("--dilation", type=int, default=defaults.dilation, help="AdaCoF dilation")
+    group.add_argument("--finetune_pwc", dest="finetune_pwc", default=finetune_pwc, action="store_true",
+                       help=finetune_pwc_help)

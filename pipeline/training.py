@@ -41,7 +41,7 @@ from pipeline.checkpoints import (
 )
 from pipeline.sparsity import plot_curves, sparsity_report, width_suggestion_lines, write_report
 from pipeline.validation import ValidationScores, build_validation_loader, validate_model
-from utility import PathType, load_checkpoint, select_device, setup_logging
+from utility import PathType, add_model_arguments, load_checkpoint, select_device, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -102,16 +102,9 @@ def add_training_arguments(
                               help=f"optimizer ({' | '.join(optimizers)})")
     optimization.add_argument("--weight_decay", type=float, default=0, help="weight decay (ignored by OBProxSG)")
 
-    model = parser.add_argument_group("model options")
-    model.add_argument("--featc", nargs="+", type=int, default=[32, 64, 96, 128],
-                       help="feature extractor widths of the student (the teacher's are fixed)")
-    model.add_argument("--featnet", type=str, default="UMultiScaleResNext", help="feature extractor")
-    model.add_argument("--featnorm", type=str, default="batch", help="feature extractor normalisation")
-    model.add_argument("--kernel_size", type=int, default=5, help="AdaCoF kernel size")
-    model.add_argument("--dilation", type=int, default=1, help="AdaCoF dilation")
-    model.add_argument("--finetune_pwc", dest="finetune_pwc", default=True, action="store_true",
-                       help="train the teacher's PWC-Net; as in the original this store_true flag defaults to "
-                            "True, so it is always on")
+    add_model_arguments(parser, finetune_pwc=True,
+                        finetune_pwc_help="train the teacher's PWC-Net; as in the original this store_true flag "
+                                          "defaults to True, so it is always on")
 
     new = parser.add_argument_group("options added by this reimplementation")
     new.add_argument("--pwc_weights", type=str, default=None,
