@@ -19,9 +19,9 @@ import torch
 
 from cupy_module._cuda import autocast_backward, autocast_forward, check_float_tensors, launch, use_cuda_kernel
 
-# Upper bound on the temporary gathered corner values of the CPU path: a large frame is processed in bands of rows
-# instead of materialising all F*F taps x 4 corners of every pixel at once.
-_CPU_CHUNK_BYTES = 128 * 2**20
+# Target size of the gathered corner values of one band of output rows in the CPU path. Bands this small keep the
+# gather and the reduction that follows it in the last-level cache (a few MiB) instead of streaming through memory.
+_CPU_CHUNK_BYTES = 4 * 2**20
 
 
 def adacof(frame: torch.Tensor, weight: torch.Tensor, offset_i: torch.Tensor, offset_j: torch.Tensor,
@@ -80,106 +80,124 @@ def _checked_inputs(frame, weight, offset_i, offset_j, dilation):
             f"adacof: frame {tuple(frame.shape)} must be padded to H+(F-1)*d x W+(F-1)*d = {expected[0]}x"
             f"{expected[1]} for weight {tuple(weight.shape)} (F={kernel_size}, dilation={dilation})"
         )
-    return frame.contiguous(), weight.contiguous(), offset_i.contiguous(), offset_j.contiguous()
+    if use_cuda_kernel(frame):
+        return frame.contiguous(), weight.contiguous(), offset_i.contiguous(), offset_j.contiguous()
+    return frame, weight, offset_i, offset_j
 
 
 def _corner_table(frame: torch.Tensor) -> torch.Tensor:
-    """A (B*(Hp+1)*(Wp+1), 4*C) table: row (b, y, x) holds the 2x2 block at (y-1, x-1) of the frame, clamped.
+    """A ((Hp+1)*(Wp+1), 4*C) table for one (C, Hp, Wp) frame: row (y, x) holds the 2x2 block at (y-1, x-1), clamped.
 
     Corner order top-left, bottom-left, top-right, bottom-right, then channels. One row lookup fetches all four
     corners of a tap. Replicate padding by one makes the lookup at clamp(top, -1, Hp-1) + 1 give exactly the
     original's independently clamped corners top and top+1 (likewise for columns).
     """
-    padded = torch.nn.functional.pad(frame, (1, 1, 1, 1), mode="replicate")
+    padded = torch.nn.functional.pad(frame.unsqueeze(0), (1, 1, 1, 1), mode="replicate")[0]
     corners = torch.stack(
-        (padded[..., :-1, :-1], padded[..., 1:, :-1], padded[..., :-1, 1:], padded[..., 1:, 1:]), dim=2
-    )  # (B, C, 4, Hp+1, Wp+1)
-    return corners.permute(0, 3, 4, 2, 1).reshape(-1, 4 * frame.shape[1])
+        (padded[:, :-1, :-1], padded[:, 1:, :-1], padded[:, :-1, 1:], padded[:, 1:, 1:]), dim=-1
+    )  # (C, Hp+1, Wp+1, 4)
+    return corners.permute(1, 2, 3, 0).reshape(-1, 4 * frame.shape[0])
 
 
-def _row_bands(frame: torch.Tensor, weight: torch.Tensor):
-    """Slices of output rows whose gathered corners (rows x W x F*F x 4 x C) fit the CPU memory budget."""
-    batch, channels = frame.shape[:2]
-    num_taps, height, width = weight.shape[1:]
-    bytes_per_row = batch * width * num_taps * 4 * channels * frame.element_size()
+def _pixel_major(tensor: torch.Tensor, rows: slice) -> torch.Tensor:
+    """Rows ``rows`` of a (T, H, W) map as (R, W, T); free for a map cut from a channels_last (B, T, H, W) tensor."""
+    return tensor[:, rows].permute(1, 2, 0).contiguous()
+
+
+def _row_bands(num_taps: int, height: int, width: int, channels: int, element_size: int):
+    """Slices of output rows whose gathered corner values (rows x W x taps x 4 x C) fit ``_CPU_CHUNK_BYTES``."""
+    bytes_per_row = width * num_taps * 4 * channels * element_size
     rows_per_band = max(1, min(height, _CPU_CHUNK_BYTES // max(bytes_per_row, 1)))
     for start in range(0, height, rows_per_band):
         yield slice(start, min(start + rows_per_band, height))
 
 
-def _gather_band(table, frame_shape, offset_i, offset_j, rows: slice, dilation: int):
-    """Corner values and bilinear corner weights of every tap of the output rows ``rows``, pixel-major.
+class _TapSampler:
+    """Table rows and offset fractions of every tap of a band of output rows of one frame (pixel-major)."""
 
-    Returns ``values`` (P, T*4, C) and ``corner_weights`` (B, R, W, T, 4) for the P = B*R*W pixels of the band,
-    and the offset fractions (B, R, W, T) for the backward pass.
-    """
-    batch, channels, padded_h, padded_w = frame_shape
-    num_taps, _, width = offset_i.shape[1:]
-    kernel_size = math.isqrt(num_taps)
-    device = offset_i.device
+    def __init__(self, frame: torch.Tensor, num_taps: int, dilation: int) -> None:
+        self.table = _corner_table(frame)
+        self.padded_h, self.padded_w = frame.shape[1:]
+        kernel_size = math.isqrt(num_taps)
+        taps = torch.arange(num_taps, device=frame.device)
+        # Position of each tap relative to its output pixel, plus the one-pixel shift of the table.
+        self.tap_rows = (taps // kernel_size) * dilation + 1
+        self.tap_cols = (taps % kernel_size) * dilation + 1
+        # 32-bit index arithmetic halves its memory traffic whenever the table has fewer than 2**31 rows.
+        self.index_dtype = torch.int32 if self.table.shape[0] < 2**31 else torch.int64
 
-    taps = torch.arange(num_taps, device=device)
-    tap_rows = (taps // kernel_size) * dilation
-    tap_cols = (taps % kernel_size) * dilation
-    base_row = torch.arange(rows.start, rows.stop, device=device).view(-1, 1, 1) + tap_rows  # (R, 1, T)
-    base_col = torch.arange(width, device=device).view(1, -1, 1) + tap_cols  # (1, W, T)
+    def sample(self, alpha: torch.Tensor, beta: torch.Tensor, rows: slice):
+        """Table indices (R*W*T,) and offset fractions (R, W, T) for offsets ``alpha``, ``beta`` of shape (R, W, T)."""
+        device = alpha.device
+        base_row = torch.arange(rows.start, rows.stop, device=device, dtype=self.index_dtype).view(-1, 1, 1)
+        base_col = torch.arange(alpha.shape[1], device=device, dtype=self.index_dtype).view(1, -1, 1)
+        # Float-to-int conversion truncates toward zero, like the original's C (int) cast.
+        whole_alpha, whole_beta = alpha.to(self.index_dtype), beta.to(self.index_dtype)
+        frac_alpha, frac_beta = alpha - whole_alpha, beta - whole_beta
+        table_row = whole_alpha.add_(base_row + self.tap_rows).clamp_(0, self.padded_h)
+        table_col = whole_beta.add_(base_col + self.tap_cols).clamp_(0, self.padded_w)
+        index = table_col.add_(table_row, alpha=self.padded_w + 1)
+        return index.view(-1), frac_alpha, frac_beta
 
-    alpha = offset_i[:, :, rows].permute(0, 2, 3, 1)  # (B, R, W, T)
-    beta = offset_j[:, :, rows].permute(0, 2, 3, 1)
-    # Float-to-int conversion truncates toward zero, like the original's C (int) cast. 32-bit indices halve the
-    # memory traffic of the index arithmetic whenever the table has fewer than 2**31 rows.
-    index_dtype = torch.int32 if table.shape[0] < 2**31 else torch.int64
-    whole_alpha, whole_beta = alpha.to(index_dtype), beta.to(index_dtype)
-    frac_alpha, frac_beta = alpha - whole_alpha, beta - whole_beta
-    table_row = whole_alpha.add_(base_row).clamp_(-1, padded_h - 1).add_(1)
-    table_col = whole_beta.add_(base_col).clamp_(-1, padded_w - 1).add_(1)
-    if batch > 1:
-        table_row += torch.arange(batch, device=device, dtype=index_dtype).view(-1, 1, 1, 1) * (padded_h + 1)
-    index = table_row.mul_(padded_w + 1).add_(table_col).flatten()
-    values = table.index_select(0, index).view(-1, num_taps * 4, channels)
 
-    keep_alpha, keep_beta = 1 - frac_alpha, 1 - frac_beta
-    corner_weights = torch.stack(
-        (keep_alpha * keep_beta, frac_alpha * keep_beta, keep_alpha * frac_beta, frac_alpha * frac_beta), dim=-1
-    )
-    return values, corner_weights, frac_alpha, frac_beta
+def _corner_weights(frac_alpha: torch.Tensor, frac_beta: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``scale`` times the bilinear weights of the four corners, (..., 4) in the table's corner order."""
+    weights = scale.new_empty(*scale.shape, 4)
+    top_left, bottom_left, top_right, bottom_right = weights.unbind(-1)
+    right = torch.mul(scale, frac_beta)
+    left = torch.sub(scale, right)
+    torch.mul(left, frac_alpha, out=bottom_left)
+    torch.sub(left, bottom_left, out=top_left)
+    torch.mul(right, frac_alpha, out=bottom_right)
+    torch.sub(right, bottom_right, out=top_right)
+    return weights
 
 
 def _forward_torch(frame, weight, offset_i, offset_j, dilation):
     batch, channels = frame.shape[:2]
-    height, width = weight.shape[2:]
-    table = _corner_table(frame)
+    num_taps, height, width = weight.shape[1:]
+    # Pixel-major (B, H, W, C) result, returned as a channels_last (B, C, H, W) view.
     output = frame.new_empty(batch, height, width, channels)
-    for rows in _row_bands(frame, weight):
-        values, corner_weights, _, _ = _gather_band(table, frame.shape, offset_i, offset_j, rows, dilation)
-        coefficients = corner_weights * weight[:, :, rows].permute(0, 2, 3, 1).unsqueeze(-1)  # (B, R, W, T, 4)
-        band = torch.bmm(coefficients.view(values.shape[0], 1, -1), values)  # (P, 1, C)
-        output[:, rows] = band.view(batch, -1, width, channels)
-    return output.permute(0, 3, 1, 2).contiguous()
+    for b in range(batch):
+        sampler = _TapSampler(frame[b], num_taps, dilation)
+        for rows in _row_bands(num_taps, height, width, channels, frame.element_size()):
+            index, frac_alpha, frac_beta = sampler.sample(
+                _pixel_major(offset_i[b], rows), _pixel_major(offset_j[b], rows), rows
+            )
+            coefficients = _corner_weights(frac_alpha, frac_beta, _pixel_major(weight[b], rows))
+            values = sampler.table.index_select(0, index).view(-1, num_taps * 4, channels)
+            pixels = values.shape[0]
+            torch.bmm(coefficients.view(pixels, 1, -1), values, out=output[b, rows].view(pixels, 1, channels))
+    return output.permute(0, 3, 1, 2)
 
 
 def _backward_torch(grad_output, frame, weight, offset_i, offset_j, dilation):
     # Only the first three channels contribute, as in the original kernels (identical for RGB frames).
     frame = frame[:, :3]
+    channels = frame.shape[1]
+    num_taps, height, width = weight.shape[1:]
     grad_output = grad_output[:, :3].permute(0, 2, 3, 1)  # (B, H, W, C)
-    table = _corner_table(frame)
-    grad_weight, grad_offset_i, grad_offset_j = (torch.empty_like(weight) for _ in range(3))
-    for rows in _row_bands(frame, weight):
-        values, corner_weights, frac_alpha, frac_beta = _gather_band(table, frame.shape, offset_i, offset_j, rows,
-                                                                     dilation)
-        # Corner values summed over channels, weighted by the incoming gradient: (B, R, W, T, 4).
-        band_grad = grad_output[:, rows].reshape(values.shape[0], -1, 1)
-        weighted = torch.bmm(values, band_grad).view(corner_weights.shape)
-        top_left, bottom_left, top_right, bottom_right = weighted.unbind(dim=-1)
-        tap_weight = weight[:, :, rows].permute(0, 2, 3, 1)
-        results = (
-            (weighted * corner_weights).sum(dim=-1),
-            tap_weight * ((bottom_left - top_left) * (1 - frac_beta) + (bottom_right - top_right) * frac_beta),
-            tap_weight * ((top_right - top_left) * (1 - frac_alpha) + (bottom_right - bottom_left) * frac_alpha),
-        )
-        for grad, result in zip((grad_weight, grad_offset_i, grad_offset_j), results):
-            grad[:, :, rows] = result.permute(0, 3, 1, 2)
-    return grad_weight, grad_offset_i, grad_offset_j
+    grads = tuple(weight.new_empty(weight.shape[0], height, width, num_taps) for _ in range(3))
+    for b in range(weight.shape[0]):
+        sampler = _TapSampler(frame[b], num_taps, dilation)
+        for rows in _row_bands(num_taps, height, width, channels, frame.element_size()):
+            index, frac_alpha, frac_beta = sampler.sample(
+                _pixel_major(offset_i[b], rows), _pixel_major(offset_j[b], rows), rows
+            )
+            values = sampler.table.index_select(0, index).view(-1, num_taps * 4, channels)
+            # Corner values summed over channels, weighted by the incoming gradient: (R, W, T, 4).
+            band_grad = grad_output[b, rows].reshape(values.shape[0], channels, 1)
+            weighted = torch.bmm(values, band_grad).view(*frac_alpha.shape, 4)
+            top_left, bottom_left, top_right, bottom_right = weighted.unbind(dim=-1)
+            tap_weight = _pixel_major(weight[b], rows)
+            results = (
+                (weighted * _corner_weights(frac_alpha, frac_beta, torch.ones_like(frac_alpha))).sum(dim=-1),
+                tap_weight * ((bottom_left - top_left) * (1 - frac_beta) + (bottom_right - top_right) * frac_beta),
+                tap_weight * ((top_right - top_left) * (1 - frac_alpha) + (bottom_right - bottom_left) * frac_alpha),
+            )
+            for grad, result in zip(grads, results):
+                grad[b, rows] = result
+    return tuple(grad.permute(0, 3, 1, 2) for grad in grads)
 
 
 _CUDA_SOURCE = r"""
