@@ -147,7 +147,7 @@ class STMFNetBase(nn.Module):
         full_scale += self.flow_candidates(frame1, frame2)
 
         output_tilde = self.scale_synthesis(
-            torch.cat(double_scale, dim=1), torch.cat(full_scale, dim=1), torch.cat(half_scale, dim=1)
+            *(_preferred_layout(torch.cat(scale, dim=1)) for scale in (double_scale, full_scale, half_scale))
         )[0]
         output = output_tilde + self.dyntex_generator(frame0, frame1, frame2, frame3, output_tilde)
         output = output[..., :height, :width]

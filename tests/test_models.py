@@ -317,6 +317,22 @@ def test_eval_float32_within_tolerance(name, model_goldens, golden_weights):
     torch.testing.assert_close(output.double(), golden["output"], **F32)
 
 
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_float32_cpu_inference_runs_channels_last(name, model_goldens, golden_weights):
+    """Without autograd the 2D network runs channels-last (oneDNN's fast layout) and gives the same frame."""
+    model = golden_module(models.get_model_class(name)(), golden_weights, torch.float32)
+    frames = [model_goldens[name]["eval"]["inputs"][key].float() for key in FRAME_KEYS]
+    layouts = []
+    model.adacof.register_forward_pre_hook(
+        lambda module, inputs: layouts.append(inputs[1].is_contiguous(memory_format=torch.channels_last))
+    )
+    with torch.no_grad():
+        fast = model(*frames)
+    default = model(*frames)  # autograd on: the default layout
+    assert layouts == [True] * 6 + [False] * 6
+    torch.testing.assert_close(fast, default.detach(), rtol=1e-5, atol=1e-5)
+
+
 # --------------------------------------------------------------------------------------------- model goldens: train
 
 

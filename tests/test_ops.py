@@ -220,6 +220,22 @@ def test_modules_match_functions():
     torch.testing.assert_close(ModuleCorrelation()(image, image.flip(3)), correlation(image, image.flip(3)))
 
 
+def test_adacof_cpu_result_does_not_depend_on_memory_layout():
+    """Channels-last kernels (the models' float32 CPU inference layout) give bit-identical values and gradients."""
+    g = _generator(15)
+    frame = torch.rand(2, 3, 12, 13, generator=g, dtype=torch.float64)
+    tensors = [torch.rand(2, 25, 8, 9, generator=g, dtype=torch.float64)]
+    tensors += [3 * torch.randn(2, 25, 8, 9, generator=g, dtype=torch.float64) for _ in range(2)]
+    results = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        inputs = [t.contiguous(memory_format=layout).requires_grad_() for t in tensors]
+        output = adacof(frame.contiguous(memory_format=layout), *inputs, 1)
+        grads = torch.autograd.grad((output * torch.arange(3.0, dtype=output.dtype).view(1, 3, 1, 1)).sum(), inputs)
+        results.append((output, *grads))
+    for got, expected in zip(*results):
+        assert torch.equal(got, expected)
+
+
 def test_non_contiguous_inputs_are_accepted():
     g = _generator(13)
     frame = torch.rand(1, 3, 10, 12, generator=g).transpose(2, 3).contiguous().transpose(2, 3)
