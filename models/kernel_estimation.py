@@ -79,6 +79,14 @@ class KernelEstimation(nn.Module):
     def forward(self, features: Tensor) -> tuple[Tensor, ...]:
         return tuple(getattr(self, name)(features) for name in self.names)
 
+    def kernels(self, features: Tensor, scale: str, frame: int) -> tuple[Tensor, Tensor, Tensor]:
+        """(weight, alpha, beta) of one frame (1 or 2) at one scale (a key of ``SCALES``): three of the 18 outputs.
+
+        Lets a caller warp with each kernel as soon as it exists instead of holding all 18 (at 1080p the six 2x
+        maps alone take 5 GiB in float32).
+        """
+        return tuple(getattr(self, f"module{kind}{frame}{scale}")(features) for kind in KINDS)
+
 
 class AdaCoFWarp(nn.Module):
     """AdaCoF warp of a frame with replication padding, so that the output has the frame's size."""

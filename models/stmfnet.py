@@ -135,15 +135,15 @@ class STMFNetBase(nn.Module):
         )
 
         features = self.feature_extractor(normalize_frame(frame1), normalize_frame(frame2))
-        kernels = self.get_kernel(features)
-        # (weight, alpha, beta) of frame 1 and frame 2 at 1/2, 1 and 2x scale.
-        half1, half2, full1, full2, double1, double2 = (kernels[i : i + 3] for i in range(0, 18, 3))
 
-        full_scale = [self.adacof(frame1, *full1), self.adacof(frame2, *full2)]
-        half_frames = [downsample_half(frame, self.gauss_kernel) for frame in (frame1, frame2)]
-        half_scale = [self.adacof(half_frames[0], *half1), self.adacof(half_frames[1], *half2)]
-        double_frames = [self.upsampler(frame) for frame in (frame1, frame2)]
-        double_scale = [self.adacof(double_frames[0], *double1), self.adacof(double_frames[1], *double2)]
+        def warp_pair(scale: str, first: Tensor, second: Tensor) -> list[Tensor]:
+            # Kernels are made just before use and dropped after it, which bounds the memory of large frames.
+            return [self.adacof(frame, *self.get_kernel.kernels(features, scale, index))
+                    for index, frame in ((1, first), (2, second))]
+
+        full_scale = warp_pair("", frame1, frame2)
+        half_scale = warp_pair("_ds", *(downsample_half(frame, self.gauss_kernel) for frame in (frame1, frame2)))
+        double_scale = warp_pair("_us", *(self.upsampler(frame) for frame in (frame1, frame2)))
         full_scale += self.flow_candidates(frame1, frame2)
 
         output_tilde = self.scale_synthesis(
