@@ -7,6 +7,10 @@ The loss is ``alpha * student_loss(student, ground truth) + distill_loss(student
 from ``--teacher_dir`` and runs in eval mode without gradients (the original ran it in training mode with
 autograd, which updated its batch-norm statistics and wasted memory). Flags and defaults are the original's plus
 those listed in train.py; the outputs too, without the compression report.
+
+On several GPUs or machines: ``torchrun --nproc_per_node N distill.py ...``; the student trains under
+DistributedDataParallel and every process holds its own copy of the frozen teacher (it has nothing to
+synchronise). ``--batch_size`` is then per process and only rank 0 writes.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from torch import Tensor, nn
 from losses import DiscriminatorConfig, DistillationLoss
 from models import MODELS, get_model_class
 from optim import OPTIMIZERS, make_optimizer, make_scheduler
+from pipeline.distributed import replicate_loss, use_sync_batchnorm, wrap_model
 from pipeline.training import (
     NonFiniteLossError,
     StepFunction,
@@ -87,43 +92,49 @@ def make_step_function(student: nn.Module, teacher: nn.Module, loss: Distillatio
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args, logger, device, resume_state, seed = start_run(build_parser(), argv)
-    logger.info("Distilling %s from %s on %s, seed %d", args.student, args.teacher, device, seed)
+    with start_run(build_parser(), argv) as (args, logger, device, resume_state, seed):
+        logger.info("Distilling %s from %s on %s, seed %d", args.student, args.teacher, device, seed)
 
-    # Data: the training sets concatenated (or sampled), and the Vimeo-90K test list for validation.
-    data = build_training_data(args, seed)
-    steps_per_epoch = data.steps_per_epoch
+        # Data: the training sets concatenated (or sampled), and the Vimeo-90K test list for validation.
+        data = build_training_data(args, seed)
+        steps_per_epoch = data.steps_per_epoch
 
-    # Teacher (frozen), student, loss (with the discriminators of adversarial terms), optimizer and schedule.
-    teacher = load_teacher(args, device)
-    logger.info("Teacher %s from %s (sha256 %s)", args.teacher, args.teacher_dir, file_sha256(args.teacher_dir))
-    student = get_model_class(args.student)(args).to(device)
-    load_starting_weights(student, args, resumed=resume_state is not None)
-    loss = DistillationLoss(
-        args.student_loss_fn, args.distill_loss_fn, args.alpha,
-        DiscriminatorConfig(args.patch_size, args.optimizer, args.lr, args.weight_decay),
-    ).to(device)
-    optimizer = make_optimizer(args, student, steps_per_epoch)
-    scheduler = make_scheduler(args, optimizer)
-    logger.info("Loss %g * (%s) + (%s), optimizer %s", args.alpha, loss.student_loss.extra_repr(),
-                loss.distill_loss.extra_repr(), type(optimizer).__name__)
+        # Teacher (frozen), student, loss (with the discriminators of adversarial terms), optimizer and schedule.
+        teacher = load_teacher(args, device)
+        logger.info("Teacher %s from %s (sha256 %s)", args.teacher, args.teacher_dir, file_sha256(args.teacher_dir))
+        student = get_model_class(args.student)(args).to(device)
+        if args.sync_bn:
+            student = use_sync_batchnorm(student, device)
+        load_starting_weights(student, args, resumed=resume_state is not None)
+        loss = DistillationLoss(
+            args.student_loss_fn, args.distill_loss_fn, args.alpha,
+            DiscriminatorConfig(args.patch_size, args.optimizer, args.lr, args.weight_decay),
+        ).to(device)
+        optimizer = make_optimizer(args, student, steps_per_epoch)
+        scheduler = make_scheduler(args, optimizer)
+        logger.info("Loss %g * (%s) + (%s), optimizer %s", args.alpha, loss.student_loss.extra_repr(),
+                    loss.distill_loss.extra_repr(), type(optimizer).__name__)
 
-    progress = start_progress(args, seed, steps_per_epoch, resume_state, model=student, optimizer=optimizer,
-                              scheduler=scheduler, loss=loss)
-    write_config(args.out_dir, args)
+        progress = start_progress(args, seed, steps_per_epoch, resume_state, model=student, optimizer=optimizer,
+                                  scheduler=scheduler, loss=loss)
+        write_config(args.out_dir, args)
+        # Under torchrun: DDP trains the student; the loss's discriminators and batch sums follow (no-ops otherwise).
+        trained_student = wrap_model(student, device)
+        replicate_loss(loss)
 
-    loop = TrainingLoop(
-        model=student, step_function=make_step_function(student, teacher, loss), loss=loss, optimizer=optimizer,
-        scheduler=scheduler, train_loader=data.train_loader, sampler=data.sampler,
-        valid_loader=data.valid_loader, device=device,
-        args=args, progress=progress, log_points=10, report_sparsity=False,
-    )
-    try:
-        loop.run()
-    except NonFiniteLossError as error:
-        logger.error("Stopped: %s", error)
-        return 1
-    return 0
+        loop = TrainingLoop(
+            model=student, step_function=make_step_function(trained_student, teacher, loss), loss=loss,
+            optimizer=optimizer,
+            scheduler=scheduler, train_loader=data.train_loader, sampler=data.sampler,
+            valid_loader=data.valid_loader, device=device,
+            args=args, progress=progress, log_points=10, report_sparsity=False,
+        )
+        try:
+            loop.run()
+        except NonFiniteLossError as error:
+            logger.error("Stopped: %s", error)
+            return 1
+        return 0
 
 
 if __name__ == "__main__":

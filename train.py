@@ -5,8 +5,11 @@
 Flags and defaults are the original's (``--optimizer OBProxSG`` makes the weights sparse; the compression report
 ``sparsity.json`` / ``sparsity.png`` and the suggested channel widths show which layers can shrink), plus the new
 ``--device``, ``--seed``, ``--num_workers``, ``--train_sets``, ``--samples_per_epoch``, ``--max_steps`` and
-``--resume``. Writes to ``--out_dir``: log.txt, config.txt, curves.png, sparsity.json, sparsity.png,
-``density results.txt`` and checkpoint/ (``model_epochNNN.pth`` and ``last.pth``).
+``--resume``, ``--sync_bn``. Writes to ``--out_dir``: log.txt, config.txt, curves.png, sparsity.json,
+sparsity.png, ``density results.txt`` and checkpoint/ (``model_epochNNN.pth`` and ``last.pth``).
+
+On several GPUs or machines: ``torchrun --nproc_per_node N train.py ...`` (DistributedDataParallel,
+``pipeline/distributed.py``); ``--batch_size`` is then per process and only rank 0 writes.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from torch import Tensor, nn
 from losses import DiscriminatorConfig, Loss
 from models import MODELS, get_model_class
 from optim import OPTIMIZERS, make_optimizer, make_scheduler
+from pipeline.distributed import replicate_loss, use_sync_batchnorm, wrap_model
 from pipeline.training import (
     NonFiniteLossError,
     StepFunction,
@@ -56,37 +60,43 @@ def make_step_function(model: nn.Module, loss: Loss) -> StepFunction:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args, logger, device, resume_state, seed = start_run(build_parser(), argv)
-    logger.info("Training %s on %s, seed %d", args.net, device, seed)
+    with start_run(build_parser(), argv) as (args, logger, device, resume_state, seed):
+        logger.info("Training %s on %s, seed %d", args.net, device, seed)
 
-    # Data: the training sets concatenated (or sampled), and the Vimeo-90K test list for validation.
-    data = build_training_data(args, seed)
-    steps_per_epoch = data.steps_per_epoch
+        # Data: the training sets concatenated (or sampled), and the Vimeo-90K test list for validation.
+        data = build_training_data(args, seed)
+        steps_per_epoch = data.steps_per_epoch
 
-    # Model, loss (with the discriminators of adversarial terms), optimizer and schedule.
-    model = get_model_class(args.net)(args).to(device)
-    load_starting_weights(model, args, resumed=resume_state is not None)
-    loss = Loss(args.loss, DiscriminatorConfig(args.patch_size, args.optimizer, args.lr, args.weight_decay)).to(device)
-    optimizer = make_optimizer(args, model, steps_per_epoch)
-    scheduler = make_scheduler(args, optimizer)
-    logger.info("Loss %s, optimizer %s", loss.extra_repr(), type(optimizer).__name__)
+        # Model, loss (with the discriminators of adversarial terms), optimizer and schedule.
+        model = get_model_class(args.net)(args).to(device)
+        if args.sync_bn:
+            model = use_sync_batchnorm(model, device)
+        load_starting_weights(model, args, resumed=resume_state is not None)
+        discriminators = DiscriminatorConfig(args.patch_size, args.optimizer, args.lr, args.weight_decay)
+        loss = Loss(args.loss, discriminators).to(device)
+        optimizer = make_optimizer(args, model, steps_per_epoch)
+        scheduler = make_scheduler(args, optimizer)
+        logger.info("Loss %s, optimizer %s", loss.extra_repr(), type(optimizer).__name__)
 
-    progress = start_progress(args, seed, steps_per_epoch, resume_state, model=model, optimizer=optimizer,
-                              scheduler=scheduler, loss=loss)
-    write_config(args.out_dir, args)
+        progress = start_progress(args, seed, steps_per_epoch, resume_state, model=model, optimizer=optimizer,
+                                  scheduler=scheduler, loss=loss)
+        write_config(args.out_dir, args)
+        # Under torchrun: DDP trains the model; the loss's discriminators and batch sums follow (no-ops otherwise).
+        trained_model = wrap_model(model, device)
+        replicate_loss(loss)
 
-    loop = TrainingLoop(
-        model=model, step_function=make_step_function(model, loss), loss=loss, optimizer=optimizer,
-        scheduler=scheduler, train_loader=data.train_loader, sampler=data.sampler,
-        valid_loader=data.valid_loader, device=device,
-        args=args, progress=progress, log_points=20, report_sparsity=True,
-    )
-    try:
-        loop.run()
-    except NonFiniteLossError as error:
-        logger.error("Stopped: %s", error)
-        return 1
-    return 0
+        loop = TrainingLoop(
+            model=model, step_function=make_step_function(trained_model, loss), loss=loss, optimizer=optimizer,
+            scheduler=scheduler, train_loader=data.train_loader, sampler=data.sampler,
+            valid_loader=data.valid_loader, device=device,
+            args=args, progress=progress, log_points=20, report_sparsity=True,
+        )
+        try:
+            loop.run()
+        except NonFiniteLossError as error:
+            logger.error("Stopped: %s", error)
+            return 1
+        return 0
 
 
 if __name__ == "__main__":

@@ -23,8 +23,8 @@ def make_optimizer(
 ) -> torch.optim.Optimizer:
     """The optimizer named by ``args.optimizer`` over the model's trainable parameters.
 
-    ``steps_per_epoch`` (the training loader's length) is needed only by OBProxSG, whose
-    phase schedule counts epochs.
+    ``steps_per_epoch`` (the training loader's length; in a distributed run the length of
+    each process's loader) is needed only by OBProxSG, whose phase schedule counts epochs.
     """
     trainable = [param for param in model.parameters() if param.requires_grad]
     common = {"lr": args.lr, "weight_decay": args.weight_decay}

@@ -12,6 +12,11 @@ It minimises f(x) + lambda_ * ||x||_1 in two phases, switched at epoch boundarie
 
 With the default ``No = "inf"`` this is Np epochs of Prox-SG followed by orthant steps
 for the rest of training. An "epoch" is ``epochSize`` calls to ``step()``.
+
+Data-parallel training (DistributedDataParallel): every process holds its own OBProxSG and
+calls ``step()`` once per batch of its own share of the data, after DDP has averaged the
+gradients, so all processes apply the same update and switch phase on the same step;
+``epochSize`` is therefore the length of the per-process loader, not of the whole dataset.
 """
 import math
 from typing import Any, Callable, Iterable, Optional, Union

@@ -6,6 +6,11 @@ everything a run needs to continue as if it had never stopped: model, optimizer 
 included), scheduler, the loss's discriminators and their optimizers, the loop's progress, and the torch, CUDA,
 numpy and Python random generator states. Every file is written atomically (temporary file + rename), so a crash
 mid-save leaves the previous file intact.
+
+In a distributed run rank 0 saves, and the model is saved without its DistributedDataParallel wrapper: no key has
+the ``module.`` prefix, so the checkpoints of a distributed run and of a single process are interchangeable
+(resuming with another number of processes: ``pipeline/training.py``). The random generator states saved are rank
+0's, and a resumed run restores them on every process (which all started from the same seed).
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.distributed import unwrap_model
 from utility import PathType, atomic_save
 
 CHECKPOINT_FOLDER = "checkpoint"
@@ -40,7 +46,7 @@ def last_checkpoint_path(out_dir: PathType) -> Path:
 def save_epoch_checkpoint(model: nn.Module, out_dir: PathType, epoch: int) -> Path:
     """Write the model in the original format and return the path."""
     path = epoch_checkpoint_path(out_dir, epoch)
-    atomic_save({"epoch": epoch, "state_dict": model.state_dict()}, path)
+    atomic_save({"epoch": epoch, "state_dict": unwrap_model(model).state_dict()}, path)
     return path
 
 
@@ -93,7 +99,7 @@ def save_last_checkpoint(
     path = last_checkpoint_path(out_dir)
     atomic_save(
         {
-            "model": model.state_dict(),
+            "model": unwrap_model(model).state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "loss": loss.state_dict(),
@@ -126,7 +132,7 @@ def restore_last_checkpoint(
 ) -> dict[str, Any]:
     """Load the states of :func:`save_last_checkpoint` into freshly built objects (already on their device),
     restore the random generators, and return the saved progress."""
-    model.load_state_dict(state["model"], strict=True)
+    unwrap_model(model).load_state_dict(state["model"], strict=True)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     loss.load_state_dict(state["loss"], strict=True)

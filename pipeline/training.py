@@ -10,12 +10,22 @@ item are drawn from generators seeded by (seed, epoch) and (seed, epoch, item), 
 the rest of the run. The data an optimizer step sees therefore does not depend on where a run was interrupted or
 on ``--num_workers``, and a run stopped after any step (``--max_steps``) and continued with ``--resume`` takes the
 same steps as one that never stopped (bit-exactly on the CPU).
+
+Distributed runs (torchrun, ``pipeline/distributed.py``): each of the N processes takes every N-th item of the
+epoch's seeded order (:class:`EpochSampler`), ``--batch_size`` at a time, so one step of the N processes covers
+the same N x ``--batch_size`` items as one step of a single process with a batch N times larger. That is why the
+sampler is not ``torch.utils.data.DistributedSampler``: the sharding is the same (order padded to a multiple of N
+by repeating its start, then ``order[rank::N]``), but the order is the single-process one and an epoch can start
+at any step, which keeps exact resume. Progress counts optimizer steps, and a step means the same items for any
+N with the same N x ``--batch_size``; a run resumes with any number of processes as long as that product stays.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import logging
+import math
 import random
 import secrets
 from dataclasses import asdict, dataclass, field
@@ -30,6 +40,7 @@ from torch.utils.data import Sampler as IndexSampler
 
 from data import BVIDVC_quintuplet, Sampler, Vimeo90k_quintuplet
 from metrics import calc_psnr
+from pipeline import distributed
 from pipeline.checkpoints import (
     changed_arguments,
     checkpoint_dir,
@@ -41,7 +52,7 @@ from pipeline.checkpoints import (
 )
 from pipeline.sparsity import plot_curves, sparsity_report, width_suggestion_lines, write_report
 from pipeline.validation import ValidationScores, build_validation_loader, validate_model
-from utility import PathType, add_model_arguments, load_checkpoint, select_device, setup_logging
+from utility import PathType, add_model_arguments, load_checkpoint, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +84,9 @@ def add_training_arguments(
     ``train_sets`` is the script's default order of the training sets (the original's: Vimeo first in train.py,
     BVI-DVC first in distill.py).
     """
-    parser.add_argument("--gpu_id", type=int, default=0, help="CUDA device index used when the device is a GPU")
+    parser.add_argument("--gpu_id", type=int, default=0,
+                        help="CUDA device index used when the device is a GPU (under torchrun every process takes "
+                             "the GPU numbered by its LOCAL_RANK instead)")
 
     directories = parser.add_argument_group("directories")
     directories.add_argument("--data_dir", type=str, required=True,
@@ -85,7 +98,9 @@ def add_training_arguments(
 
     learning = parser.add_argument_group("learning options")
     learning.add_argument("--epochs", type=int, default=70, help="total number of epochs of the run")
-    learning.add_argument("--batch_size", type=int, default=2, help="batch size (training and validation)")
+    learning.add_argument("--batch_size", type=int, default=2,
+                          help="batch size of each process (training and validation): a torchrun run of N processes "
+                               "takes N x this many items per step")
     learning.add_argument("--patch_size", type=int, default=256,
                           help="side of the random square crops (training) and fixed crops (validation)")
 
@@ -127,7 +142,11 @@ def add_training_arguments(
                           "the run ends with validation and checkpoints as at an epoch end")
     new.add_argument("--resume", action="store_true",
                      help="continue exactly from <out_dir>/checkpoint/last.pth (same flags expected, changes are "
-                          "logged as warnings; the seed comes from the checkpoint and --load is ignored)")
+                          "logged as warnings; the seed comes from the checkpoint and --load is ignored); the number "
+                          "of torchrun processes may change if processes x --batch_size stays the same")
+    new.add_argument("--sync_bn", action="store_true",
+                     help="torchrun runs on GPUs: batch normalisation with the statistics of all processes' batches "
+                          "(torch.nn.SyncBatchNorm); by default each process normalises with its own batch")
 
 
 def check_training_arguments(args: argparse.Namespace) -> None:
@@ -149,25 +168,35 @@ def check_training_arguments(args: argparse.Namespace) -> None:
         )
 
 
+@contextlib.contextmanager
 def start_run(
     parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]
-) -> tuple[argparse.Namespace, logging.Logger, torch.device, Optional[dict[str, Any]], int]:
-    """The common start of train.py and distill.py: parse and check the flags (a bad value exits with the usage
-    message), log to ``--out_dir``, pick the device, read ``last.pth`` for ``--resume`` and seed every generator.
+) -> Iterator[tuple[argparse.Namespace, logging.Logger, torch.device, Optional[dict[str, Any]], int]]:
+    """The common start of train.py and distill.py, used as ``with start_run(parser, argv) as (...):``: parse and
+    check the flags (a bad value exits with the usage message), pick the device (under torchrun: join the process
+    group, left again when the block ends), log to ``--out_dir`` (rank 0), read ``last.pth`` for ``--resume`` and
+    seed every generator (with rank 0's seed on every process).
 
-    Returns the arguments, the logger, the device, the resumed checkpoint (None for a new run) and the seed.
+    Yields the arguments, the logger, the device, the resumed checkpoint (None for a new run) and the seed.
     """
     args = parser.parse_args(argv)
     try:
         check_training_arguments(args)
     except ValueError as error:
         parser.error(str(error))
-    logger = setup_logging(args.out_dir)
-    device = select_device(args.device, args.gpu_id)
-    resume_state = load_last_checkpoint(args.out_dir) if args.resume else None
-    seed = resume_state["progress"]["seed"] if resume_state else resolve_seed(args.seed)
-    seed_everything(seed)
-    return args, logger, device, resume_state, seed
+    with distributed.process_group(args.device, args.gpu_id) as device:
+        logger = setup_logging(args.out_dir) if distributed.is_main_process() else distributed.setup_secondary_logging()
+        if args.sync_bn:
+            distributed.check_sync_batchnorm(device)
+        resume_state = load_last_checkpoint(args.out_dir) if args.resume else None
+        seed = resume_state["progress"]["seed"] if resume_state else resolve_seed(args.seed)
+        seed = distributed.broadcast_int(seed, device)
+        seed_everything(seed)
+        if distributed.is_distributed():
+            logger.info("Process group of %d processes (%s), %d items per step (--batch_size %d each)",
+                        distributed.world_size(), torch.distributed.get_backend(), args.batch_size *
+                        distributed.world_size(), args.batch_size)
+        yield args, logger, device, resume_state, seed
 
 
 @dataclass
@@ -185,10 +214,16 @@ class TrainingData:
 
 
 def build_training_data(args: argparse.Namespace, seed: int) -> TrainingData:
-    """The training sets named by ``--train_sets`` and the Vimeo-90K test list for validation."""
+    """The training sets named by ``--train_sets`` and the Vimeo-90K test list for validation; in a distributed
+    run, this process's share of both."""
+    num_replicas, rank = distributed.world_size(), distributed.rank()
     train_set = build_training_set(args.data_dir, args.patch_size, args.train_sets, args.samples_per_epoch)
-    train_loader, sampler = build_training_loader(train_set, args.batch_size, seed, args.num_workers)
-    valid_loader = build_validation_loader(args.data_dir, args.patch_size, args.batch_size, args.num_workers)
+    train_loader, sampler = build_training_loader(
+        train_set, args.batch_size, seed, args.num_workers, num_replicas=num_replicas, rank=rank
+    )
+    valid_loader = build_validation_loader(
+        args.data_dir, args.patch_size, args.batch_size, args.num_workers, num_replicas=num_replicas, rank=rank
+    )
     logger.info("%d training items (%d steps per epoch), %d validation items",
                 len(train_set), len(train_loader), len(valid_loader.dataset))
     return TrainingData(train_set, train_loader, sampler, valid_loader)
@@ -207,7 +242,9 @@ def load_starting_weights(model: nn.Module, args: argparse.Namespace, resumed: b
 
 def write_config(out_dir: PathType, args: argparse.Namespace) -> None:
     """Append the run's arguments to ``out_dir/config.txt`` in the original's format (time stamp, then one
-    ``name: value`` line per argument)."""
+    ``name: value`` line per argument); only rank 0 of a distributed run writes."""
+    if not distributed.is_main_process():
+        return
     now = datetime.datetime.now().strftime("%Y-%m-%d-%H:%M:%S")
     lines = [now, ""] + [f"{name}: {value}" for name, value in vars(args).items()] + [""]
     with open(Path(out_dir) / "config.txt", "a") as file:
@@ -233,33 +270,54 @@ def _mixed_seed(*numbers: int) -> int:
 class EpochSampler(IndexSampler):
     """Yields ``(epoch, index)`` keys: a fresh permutation of ``range(length)`` per epoch, from (seed, epoch).
 
-    ``set_epoch(epoch, start)`` selects the epoch and skips its first ``start`` positions (a resumed epoch).
+    With ``num_replicas`` N > 1 it yields the share of process ``rank``, as ``DistributedSampler`` does: the order
+    padded to a multiple of N by repeating its start, then every N-th position from ``rank``. Every process gets
+    ``ceil(length / N)`` keys, and positions ``k*b*N ... (k+1)*b*N - 1`` of the order form step k of the N
+    processes at batch size b.
+
+    ``set_epoch(epoch, start)`` selects the epoch and skips the first ``start`` keys of this process's share (a
+    resumed epoch).
     """
 
-    def __init__(self, length: int, seed: int, shuffle: bool = True) -> None:
+    def __init__(self, length: int, seed: int, shuffle: bool = True, num_replicas: int = 1, rank: int = 0) -> None:
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not one of {num_replicas} replicas")
         self.length = length
         self.seed = seed
         self.shuffle = shuffle
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.share_length = math.ceil(length / num_replicas)
         self.epoch = 0
         self.start = 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
-        if not 0 <= start <= self.length:
-            raise ValueError(f"cannot start epoch {epoch} at position {start} of {self.length}")
+        if not 0 <= start <= self.share_length:
+            raise ValueError(f"cannot start epoch {epoch} at position {start} of {self.share_length}")
         self.epoch, self.start = epoch, start
 
     def order(self, epoch: int) -> list[int]:
+        """The epoch's order of all items (every process computes the same)."""
         if not self.shuffle:
             return list(range(self.length))
         generator = torch.Generator().manual_seed(_mixed_seed(self.seed, _ORDER_STREAM, epoch))
         return torch.randperm(self.length, generator=generator).tolist()
 
+    def share(self, epoch: int) -> list[int]:
+        """This process's items of the epoch, in order."""
+        order = self.order(epoch)
+        if self.num_replicas == 1:
+            return order
+        padded_length = self.share_length * self.num_replicas
+        padded = (order * math.ceil(padded_length / self.length))[:padded_length]
+        return padded[self.rank::self.num_replicas]
+
     def __iter__(self) -> Iterator[tuple[int, int]]:
         epoch = self.epoch
-        return iter([(epoch, index) for index in self.order(epoch)[self.start:]])
+        return iter([(epoch, index) for index in self.share(epoch)[self.start:]])
 
     def __len__(self) -> int:
-        return self.length - self.start
+        return self.share_length - self.start
 
 
 class SeededItems(Dataset):
@@ -304,12 +362,13 @@ def build_training_set(
 
 
 def build_training_loader(
-    dataset: Dataset, batch_size: int, seed: int, num_workers: int = 0
+    dataset: Dataset, batch_size: int, seed: int, num_workers: int = 0, num_replicas: int = 1, rank: int = 0
 ) -> tuple[DataLoader, EpochSampler]:
-    """A loader over ``dataset`` in seeded order with seeded items; step its sampler's ``set_epoch`` every epoch."""
+    """A loader over ``dataset`` (or process ``rank``'s share of it) in seeded order with seeded items; step its
+    sampler's ``set_epoch`` every epoch."""
     if len(dataset) == 0:
         raise ValueError("the training set is empty")
-    sampler = EpochSampler(len(dataset), seed)
+    sampler = EpochSampler(len(dataset), seed, num_replicas=num_replicas, rank=rank)
     # The loader's own generator keeps iterator creation from drawing on torch's global generator.
     loader = DataLoader(
         SeededItems(dataset, seed), batch_size=batch_size, sampler=sampler, num_workers=num_workers,
@@ -323,12 +382,14 @@ class Progress:
     """Where a run stands; saved in ``last.pth``.
 
     ``epoch`` counts finished epochs, ``step`` optimizer steps of the whole run, ``epoch_step`` the steps done in
-    the unfinished epoch; the sums give the epoch's mean training loss and PSNR. ``history`` has one record per
-    validation (train loss, PSNR, validation PSNR/SSIM, density) for the curves.
+    the unfinished epoch; the sums give the epoch's mean training loss and PSNR (over all processes of a
+    distributed run). ``history`` has one record per validation (train loss, PSNR, validation PSNR/SSIM, density)
+    for the curves. ``world_size`` is the number of processes of the run that saved it.
     """
 
     seed: int
     steps_per_epoch: int
+    world_size: int = 1
     epoch: int = 0
     step: int = 0
     epoch_step: int = 0
@@ -363,10 +424,17 @@ def start_progress(
     loss: nn.Module,
 ) -> Progress:
     """A new run's progress, or, with the ``last.pth`` contents of ``--resume``, the saved one after restoring every
-    state into the freshly built objects (warning about flags that changed since)."""
+    state into the freshly built objects (warning about flags that changed since).
+
+    A run may resume with another number of processes when the items per step (processes x ``--batch_size``) stay
+    the same: its steps then take the same items, and ``epoch_step`` locates the resumed step for any split.
+    """
+    world_size = distributed.world_size()
     if resume_state is None:
-        return Progress(seed=seed, steps_per_epoch=steps_per_epoch)
-    for name, (before, now) in changed_arguments(resume_state["args"], args, RESUME_FREE_FLAGS).items():
+        return Progress(seed=seed, steps_per_epoch=steps_per_epoch, world_size=world_size)
+    _check_items_per_step(resume_state, args.batch_size, world_size)
+    ignored = (*RESUME_FREE_FLAGS, "batch_size")  # checked above, with the number of processes
+    for name, (before, now) in changed_arguments(resume_state["args"], args, ignored).items():
         logger.warning("--%s is %s in the resumed run, %s before", name, now, before)
     progress = Progress.from_dict(
         restore_last_checkpoint(resume_state, model=model, optimizer=optimizer, scheduler=scheduler, loss=loss)
@@ -374,15 +442,33 @@ def start_progress(
     if progress.steps_per_epoch != steps_per_epoch:
         raise ValueError(
             f"--resume: the run had {progress.steps_per_epoch} steps per epoch, now {steps_per_epoch}; keep "
-            "--data_dir, --train_sets, --batch_size and --samples_per_epoch"
+            "--data_dir, --train_sets, --samples_per_epoch and the items per step (processes x --batch_size)"
         )
+    progress.world_size = world_size
     return progress
+
+
+def _check_items_per_step(resume_state: dict[str, Any], batch_size: int, world_size: int) -> None:
+    saved_world_size = resume_state["progress"].get("world_size", 1)
+    saved_batch_size = resume_state["args"]["batch_size"]
+    saved_items, items = saved_world_size * saved_batch_size, world_size * batch_size
+    if saved_items != items:
+        raise ValueError(
+            f"--resume: the run took {saved_items} items per step ({saved_world_size} process(es) x --batch_size "
+            f"{saved_batch_size}), this one would take {items} ({world_size} x {batch_size}); choose --batch_size "
+            f"and the number of processes so that their product is {saved_items}"
+        )
+    if saved_world_size != world_size:
+        logger.info("Resuming a run of %d process(es) x --batch_size %d with %d x %d (%d items per step either way)",
+                    saved_world_size, saved_batch_size, world_size, batch_size, items)
 
 
 @dataclass
 class TrainingLoop:
     """Epochs of ``step_function`` steps on ``model``, each followed by validation, reports and checkpoints.
 
+    ``model`` is the network itself, validated and saved; in a distributed run ``step_function`` trains it through
+    its DDP wrapper, every process validates its share of the validation set, and only rank 0 writes files.
     ``loss`` is the loss module, saved for its discriminators' state. ``log_points`` is how many loss lines an
     epoch logs (the original: 20 in train.py, 10 in distill.py). ``report_sparsity`` adds the compression report
     (phase 1).
@@ -436,21 +522,26 @@ class TrainingLoop:
             frames = [frame.to(self.device) for frame in frames]
             self.optimizer.zero_grad()
             loss, prediction = self.step_function(frames)
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(self._non_finite_message(loss))
+            # Over all processes, before any of them steps: they all see the same loss and stop together.
+            loss_sum, psnr_sum, psnr_count = distributed.all_reduce_sum(
+                [loss.item(), calc_psnr(frames[2], prediction.detach()).sum(), prediction.shape[0]], self.device
+            )
+            loss_value = loss_sum / distributed.world_size()
+            if not math.isfinite(loss_value):
+                raise NonFiniteLossError(self._non_finite_message(loss_value))
             loss.backward()
             self.optimizer.step()
             self._log_step_kind()
 
             progress.step += 1
             progress.epoch_step += 1
-            progress.loss_sum += loss.item()
-            progress.psnr_sum += float(calc_psnr(frames[2], prediction.detach()).sum())
-            progress.psnr_count += prediction.shape[0]
+            progress.loss_sum += loss_value
+            progress.psnr_sum += psnr_sum
+            progress.psnr_count += round(psnr_count)
             if progress.epoch_step % log_every == 0:
                 logger.info("{:<13s}{:<14s}{:<6s}{:<16s}{:<12s}{:<20.16f}".format(
                     "Train Epoch: ", f"[{progress.epoch + 1}/{self.args.epochs}]", "Step: ",
-                    f"[{progress.epoch_step}/{progress.steps_per_epoch}]", "train loss: ", loss.item()))
+                    f"[{progress.epoch_step}/{progress.steps_per_epoch}]", "train loss: ", loss_value))
             if self._max_steps_reached():
                 break
         return progress.epoch_step >= progress.steps_per_epoch
@@ -471,6 +562,7 @@ class TrainingLoop:
             progress.start_epoch()
             if self.args.decay_type != "plateau":
                 self.scheduler.step()
+        distributed.broadcast_buffers(self.model)  # every process scores the model rank 0 saves
         scores = validate_model(self.model, self.valid_loader, self.device)
         if epoch_complete and self.args.decay_type == "plateau":
             self.scheduler.step(scores.psnr)
@@ -479,7 +571,12 @@ class TrainingLoop:
             record["density"] = self._report_sparsity(record, scores)
         self._add_to_history(record)
         self._log_validation(epoch_number, record, epoch_complete)
+        if distributed.is_main_process():
+            self._save(epoch_number)
 
+    def _save(self, epoch_number: int) -> None:
+        """The curves and both checkpoints (rank 0 of a distributed run only)."""
+        progress = self.progress
         plot_curves(progress.history, self.out_dir / "curves.png")
         model_path = save_epoch_checkpoint(self.model, self.out_dir, epoch_number)
         save_last_checkpoint(
@@ -497,10 +594,11 @@ class TrainingLoop:
 
     def _report_sparsity(self, record: dict[str, Any], scores: ValidationScores) -> float:
         report = sparsity_report(self.model, epoch=record["epoch"], step=record["step"])
-        write_report(report, self.out_dir)
-        # The original's density file: "density,psnr," per validation.
-        with open(self.out_dir / "density results.txt", "a") as file:
-            file.write(f"{report['density']},{scores.psnr},\n")
+        if distributed.is_main_process():
+            write_report(report, self.out_dir)
+            # The original's density file: "density,psnr," per validation.
+            with open(self.out_dir / "density results.txt", "a") as file:
+                file.write(f"{report['density']},{scores.psnr},\n")
         return report["density"]
 
     def _log_validation(self, epoch_number: int, record: dict[str, Any], epoch_complete: bool) -> None:
@@ -524,10 +622,10 @@ class TrainingLoop:
         for line in width_suggestion_lines(report):
             logger.info("  %s", line)
 
-    def _non_finite_message(self, loss: Tensor) -> str:
+    def _non_finite_message(self, loss: float) -> str:
         progress = self.progress
         kept = last_checkpoint_path(self.out_dir)
         kept_text = f"the last good checkpoint is {kept}" if kept.exists() else "no checkpoint was saved yet"
-        return (f"training loss is {loss.item()} at step {progress.step + 1} (epoch {progress.epoch + 1}, step "
+        return (f"training loss is {loss} at step {progress.step + 1} (epoch {progress.epoch + 1}, step "
                 f"{progress.epoch_step + 1} of {progress.steps_per_epoch}); stopping before this step changes the "
                 f"weights; {kept_text}. Try a lower --lr.")

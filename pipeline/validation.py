@@ -4,7 +4,9 @@ As in the original, the validation items are ``vimeo_septuplet/sep_testlist.txt`
 without flips or time reversal, in batches of ``--batch_size``. Unlike the original, whose crops were drawn anew
 at every validation, each item's crop is fixed (seeded by its index), so epochs are scored on the same pixels and
 validating never touches the training run's random generators. Scores are the metrics' 8-bit rounded PSNR and SSIM
-(``metrics/quality.py``), averaged over items.
+(``metrics/quality.py``), averaged over items. In a distributed run every process scores every N-th item (no
+padding, so no item counts twice) and the sums and counts are added up over the processes: the mean is the one a
+single process gets on the same items.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from data import Vimeo90k_quintuplet
 from metrics import calc_psnr, calc_ssim
+from pipeline import distributed
 from utility import PathType
 
 # Seed of the fixed validation crops (any value works; it only has to stay the same between epochs).
@@ -46,8 +49,11 @@ class ValidationScores:
         return self.ssim_sum / self.count
 
 
-def build_validation_loader(data_dir: PathType, patch_size: int, batch_size: int, num_workers: int = 0) -> DataLoader:
-    """Batches of the Vimeo-90K test list (``data_dir/vimeo_septuplet``), cropped as described above."""
+def build_validation_loader(
+    data_dir: PathType, patch_size: int, batch_size: int, num_workers: int = 0, num_replicas: int = 1, rank: int = 0
+) -> DataLoader:
+    """Batches of the Vimeo-90K test list (``data_dir/vimeo_septuplet``), cropped as described above; with
+    ``num_replicas`` N, only items ``rank, rank + N, ...``."""
     dataset = Vimeo90k_quintuplet(
         Path(data_dir) / "vimeo_septuplet",
         train=False,
@@ -60,7 +66,8 @@ def build_validation_loader(data_dir: PathType, patch_size: int, batch_size: int
         raise ValueError(f"the Vimeo-90K test list under {data_dir} is empty; validation needs at least one item")
     # An own generator: creating the loader's iterator then draws nothing from torch's global generator.
     return DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, generator=torch.Generator()
+        dataset, batch_size=batch_size, sampler=range(rank, len(dataset), num_replicas), num_workers=num_workers,
+        generator=torch.Generator(),
     )
 
 
@@ -79,13 +86,21 @@ def score_interpolator(interpolate: Interpolator, loader: DataLoader, device: to
 
 
 def validate_model(model: nn.Module, loader: DataLoader, device: torch.device) -> ValidationScores:
-    """Scores of ``model`` in eval mode (its previous mode is restored afterwards)."""
+    """Scores of ``model`` in eval mode (its previous mode is restored afterwards), summed over the processes of a
+    distributed run (each with its share of the items in ``loader``)."""
     was_training = model.training
     model.eval()
     try:
-        return score_interpolator(model, loader, device)
+        scores = score_interpolator(model, loader, device)
     finally:
         model.train(was_training)
+    return sum_over_processes(scores, device)
+
+
+def sum_over_processes(scores: ValidationScores, device: torch.device) -> ValidationScores:
+    """The sums and counts of every process added up (``scores`` itself outside a distributed run)."""
+    psnr_sum, ssim_sum, count = distributed.all_reduce_sum([scores.psnr_sum, scores.ssim_sum, scores.count], device)
+    return ValidationScores(psnr_sum, ssim_sum, round(count))
 
 
 def frame_average(frame1: Tensor, frame3: Tensor, frame5: Tensor, frame7: Tensor) -> Tensor:
