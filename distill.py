@@ -27,7 +27,6 @@ from models import MODELS, get_model_class
 from optim import OPTIMIZERS, make_optimizer, make_scheduler
 from pipeline.distributed import replicate_loss, use_sync_batchnorm, wrap_model
 from pipeline.training import (
-    NonFiniteLossError,
     StepFunction,
     TrainingLoop,
     add_training_arguments,
@@ -129,12 +128,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             valid_loader=data.valid_loader, device=device,
             args=args, progress=progress, log_points=10, report_sparsity=False,
         )
-        try:
-            loop.run()
-        except NonFiniteLossError as error:
-            logger.error("Stopped: %s", error)
-            return 1
-        return 0
+        return loop.run_to_exit_status()
 
 
 if __name__ == "__main__":

@@ -498,6 +498,15 @@ class TrainingLoop:
     def _max_steps_reached(self) -> bool:
         return self.args.max_steps is not None and self.progress.step >= self.args.max_steps
 
+    def run_to_exit_status(self) -> int:
+        """:meth:`run` for a script's ``main``: 0 when done, 1 after logging why a non-finite loss stopped it."""
+        try:
+            self.run()
+        except NonFiniteLossError as error:
+            logger.error("Stopped: %s", error)
+            return 1
+        return 0
+
     def run(self) -> None:
         """Train until ``--epochs`` epochs or ``--max_steps`` steps are done; raises NonFiniteLossError."""
         progress = self.progress

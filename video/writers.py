@@ -12,7 +12,7 @@ import os
 import shutil
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Iterator, Optional, Self, Union
 
 import av
 import numpy as np
@@ -81,7 +81,20 @@ class _AudioCopy:
         self.container.close()
 
 
-class VideoWriter:
+class _CompleteOrAbort:
+    """Context manager of a writer: ``close()`` (publish the output) on success, ``abort()`` (discard it) on error."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class VideoWriter(_CompleteOrAbort):
     """Encode (H, W, 3) uint8 RGB frames at a constant ``frame_rate`` with PyAV, optionally copying audio.
 
     ``codec`` is an FFmpeg encoder name (default libx264); ``crf`` and ``preset`` apply to the x264/x265 family
@@ -166,17 +179,8 @@ class VideoWriter:
             pass  # a half-initialised stream may fail to finalise; the file is deleted anyway
         self.temporary.unlink(missing_ok=True)
 
-    def __enter__(self) -> VideoWriter:
-        return self
 
-    def __exit__(self, exc_type, exc_value, traceback) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
-class PNGFolderWriter:
+class PNGFolderWriter(_CompleteOrAbort):
     """Write frames as ``000000.png``, ``000001.png``, ... into a folder that appears only when complete.
 
     An existing folder at ``path`` is replaced by ``close()`` (the caller decides whether that is allowed).
@@ -203,12 +207,3 @@ class PNGFolderWriter:
 
     def abort(self) -> None:
         shutil.rmtree(self.temporary, ignore_errors=True)
-
-    def __enter__(self) -> PNGFolderWriter:
-        return self
-
-    def __exit__(self, exc_type, exc_value, traceback) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
