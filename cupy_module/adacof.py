@@ -104,53 +104,82 @@ def _pixel_major(tensor: torch.Tensor, rows: slice) -> torch.Tensor:
     return tensor[:, rows].permute(1, 2, 0).contiguous()
 
 
-def _row_bands(num_taps: int, height: int, width: int, channels: int, element_size: int):
-    """Slices of output rows whose gathered corner values (rows x W x taps x 4 x C) fit ``_CPU_CHUNK_BYTES``."""
-    bytes_per_row = width * num_taps * 4 * channels * element_size
-    rows_per_band = max(1, min(height, _CPU_CHUNK_BYTES // max(bytes_per_row, 1)))
-    for start in range(0, height, rows_per_band):
-        yield slice(start, min(start + rows_per_band, height))
-
-
 class _TapSampler:
-    """Table rows and offset fractions of every tap of a band of output rows of one frame (pixel-major)."""
+    """Band-by-band sampling of one (C, Hp, Wp) frame at every tap of every output pixel, pixel-major.
 
-    def __init__(self, frame: torch.Tensor, num_taps: int, dilation: int) -> None:
+    The output rows are cut into bands whose gathered corner values (rows x W x taps x 4 x C) fit
+    ``_CPU_CHUNK_BYTES``; every per-band tensor lives in a buffer allocated once per call, because allocating
+    and freeing them band after band cost as much as the arithmetic (the allocator hands back fresh pages).
+    """
+
+    def __init__(self, frame: torch.Tensor, num_taps: int, height: int, width: int, dilation: int) -> None:
         self.table = _corner_table(frame)
         self.padded_h, self.padded_w = frame.shape[1:]
-        kernel_size = math.isqrt(num_taps)
-        taps = torch.arange(num_taps, device=frame.device)
-        # Position of each tap relative to its output pixel, plus the one-pixel shift of the table.
-        self.tap_rows = (taps // kernel_size) * dilation + 1
-        self.tap_cols = (taps % kernel_size) * dilation + 1
+        self.num_taps = num_taps
+        channels = frame.shape[0]
+        bytes_per_row = width * num_taps * 4 * channels * frame.element_size()
+        self.rows_per_band = max(1, min(height, _CPU_CHUNK_BYTES // max(bytes_per_row, 1)))
+        self.height = height
         # 32-bit index arithmetic halves its memory traffic whenever the table has fewer than 2**31 rows.
-        self.index_dtype = torch.int32 if self.table.shape[0] < 2**31 else torch.int64
+        index_dtype = torch.int32 if self.table.shape[0] < 2**31 else torch.int64
+        device = frame.device
+        kernel_size = math.isqrt(num_taps)
+        taps = torch.arange(num_taps, device=device, dtype=index_dtype)
+        # Table row and column of each tap relative to the band's first row, including the table's one-pixel shift.
+        band_rows = torch.arange(self.rows_per_band, device=device, dtype=index_dtype).view(-1, 1, 1)
+        self.row_offsets = band_rows + (taps // kernel_size) * dilation + 1  # (rows_per_band, 1, T)
+        columns = torch.arange(width, device=device, dtype=index_dtype).view(1, -1, 1)
+        self.column_offsets = columns + (taps % kernel_size) * dilation + 1  # (1, W, T)
+        band_shape = (self.rows_per_band, width, num_taps)
+        self._rows = torch.empty(band_shape, device=device, dtype=index_dtype)
+        self._columns = torch.empty_like(self._rows)
+        self._frac_alpha = frame.new_empty(band_shape)
+        self._frac_beta = frame.new_empty(band_shape)
+        self._weights = frame.new_empty(*band_shape, 4)
+        self._scaled_right = frame.new_empty(band_shape)
+        self._scaled_left = frame.new_empty(band_shape)
+        self._values = frame.new_empty(self.rows_per_band * width * num_taps, 4 * channels)
+
+    def bands(self):
+        """Slices of output rows, one band each."""
+        for start in range(0, self.height, self.rows_per_band):
+            yield slice(start, min(start + self.rows_per_band, self.height))
 
     def sample(self, alpha: torch.Tensor, beta: torch.Tensor, rows: slice):
         """Table indices (R*W*T,) and offset fractions (R, W, T) for offsets ``alpha``, ``beta`` of shape (R, W, T)."""
-        device = alpha.device
-        base_row = torch.arange(rows.start, rows.stop, device=device, dtype=self.index_dtype).view(-1, 1, 1)
-        base_col = torch.arange(alpha.shape[1], device=device, dtype=self.index_dtype).view(1, -1, 1)
+        count = rows.stop - rows.start
+        table_row, table_col = self._rows[:count], self._columns[:count]
+        frac_alpha, frac_beta = self._frac_alpha[:count], self._frac_beta[:count]
         # Float-to-int conversion truncates toward zero, like the original's C (int) cast.
-        whole_alpha, whole_beta = alpha.to(self.index_dtype), beta.to(self.index_dtype)
-        frac_alpha, frac_beta = alpha - whole_alpha, beta - whole_beta
-        table_row = whole_alpha.add_(base_row + self.tap_rows).clamp_(0, self.padded_h)
-        table_col = whole_beta.add_(base_col + self.tap_cols).clamp_(0, self.padded_w)
-        index = table_col.add_(table_row, alpha=self.padded_w + 1)
+        table_row.copy_(alpha)
+        table_col.copy_(beta)
+        torch.sub(alpha, table_row, out=frac_alpha)
+        torch.sub(beta, table_col, out=frac_beta)
+        # Rows are relative to the band's first row until the final index, so the clamp bounds shift with it.
+        table_row.add_(self.row_offsets[:count]).clamp_(-rows.start, self.padded_h - rows.start)
+        table_col.add_(self.column_offsets).clamp_(0, self.padded_w)
+        row_length = self.padded_w + 1
+        index = table_col.add_(table_row, alpha=row_length).add_(rows.start * row_length)
         return index.view(-1), frac_alpha, frac_beta
 
+    def corner_weights(self, frac_alpha: torch.Tensor, frac_beta: torch.Tensor,
+                       scale: torch.Tensor) -> torch.Tensor:
+        """``scale`` times the bilinear weights of the four corners, (R, W, T, 4) in the table's corner order."""
+        count = scale.shape[0]
+        weights = self._weights[:count]
+        top_left, bottom_left, top_right, bottom_right = weights.unbind(-1)
+        right = torch.mul(scale, frac_beta, out=self._scaled_right[:count])
+        left = torch.sub(scale, right, out=self._scaled_left[:count])
+        torch.mul(left, frac_alpha, out=bottom_left)
+        torch.sub(left, bottom_left, out=top_left)
+        torch.mul(right, frac_alpha, out=bottom_right)
+        torch.sub(right, bottom_right, out=top_right)
+        return weights
 
-def _corner_weights(frac_alpha: torch.Tensor, frac_beta: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """``scale`` times the bilinear weights of the four corners, (..., 4) in the table's corner order."""
-    weights = scale.new_empty(*scale.shape, 4)
-    top_left, bottom_left, top_right, bottom_right = weights.unbind(-1)
-    right = torch.mul(scale, frac_beta)
-    left = torch.sub(scale, right)
-    torch.mul(left, frac_alpha, out=bottom_left)
-    torch.sub(left, bottom_left, out=top_left)
-    torch.mul(right, frac_alpha, out=bottom_right)
-    torch.sub(right, bottom_right, out=top_right)
-    return weights
+    def gather(self, index: torch.Tensor) -> torch.Tensor:
+        """The four corners of every tap: (pixels, T*4, C)."""
+        values = torch.index_select(self.table, 0, index, out=self._values[:index.shape[0]])
+        return values.view(-1, self.num_taps * 4, self.table.shape[1] // 4)
 
 
 def _forward_torch(frame, weight, offset_i, offset_j, dilation):
@@ -159,13 +188,13 @@ def _forward_torch(frame, weight, offset_i, offset_j, dilation):
     # Pixel-major (B, H, W, C) result, returned as a channels_last (B, C, H, W) view.
     output = frame.new_empty(batch, height, width, channels)
     for b in range(batch):
-        sampler = _TapSampler(frame[b], num_taps, dilation)
-        for rows in _row_bands(num_taps, height, width, channels, frame.element_size()):
+        sampler = _TapSampler(frame[b], num_taps, height, width, dilation)
+        for rows in sampler.bands():
             index, frac_alpha, frac_beta = sampler.sample(
                 _pixel_major(offset_i[b], rows), _pixel_major(offset_j[b], rows), rows
             )
-            coefficients = _corner_weights(frac_alpha, frac_beta, _pixel_major(weight[b], rows))
-            values = sampler.table.index_select(0, index).view(-1, num_taps * 4, channels)
+            coefficients = sampler.corner_weights(frac_alpha, frac_beta, _pixel_major(weight[b], rows))
+            values = sampler.gather(index)
             pixels = values.shape[0]
             torch.bmm(coefficients.view(pixels, 1, -1), values, out=output[b, rows].view(pixels, 1, channels))
     return output.permute(0, 3, 1, 2)
@@ -179,19 +208,20 @@ def _backward_torch(grad_output, frame, weight, offset_i, offset_j, dilation):
     grad_output = grad_output[:, :3].permute(0, 2, 3, 1)  # (B, H, W, C)
     grads = tuple(weight.new_empty(weight.shape[0], height, width, num_taps) for _ in range(3))
     for b in range(weight.shape[0]):
-        sampler = _TapSampler(frame[b], num_taps, dilation)
-        for rows in _row_bands(num_taps, height, width, channels, frame.element_size()):
+        sampler = _TapSampler(frame[b], num_taps, height, width, dilation)
+        for rows in sampler.bands():
             index, frac_alpha, frac_beta = sampler.sample(
                 _pixel_major(offset_i[b], rows), _pixel_major(offset_j[b], rows), rows
             )
-            values = sampler.table.index_select(0, index).view(-1, num_taps * 4, channels)
+            values = sampler.gather(index)
             # Corner values summed over channels, weighted by the incoming gradient: (R, W, T, 4).
             band_grad = grad_output[b, rows].reshape(values.shape[0], channels, 1)
             weighted = torch.bmm(values, band_grad).view(*frac_alpha.shape, 4)
             top_left, bottom_left, top_right, bottom_right = weighted.unbind(dim=-1)
             tap_weight = _pixel_major(weight[b], rows)
+            bilinear = sampler.corner_weights(frac_alpha, frac_beta, torch.ones_like(frac_alpha))
             results = (
-                (weighted * _corner_weights(frac_alpha, frac_beta, torch.ones_like(frac_alpha))).sum(dim=-1),
+                (weighted * bilinear).sum(dim=-1),
                 tap_weight * ((bottom_left - top_left) * (1 - frac_beta) + (bottom_right - top_right) * frac_beta),
                 tap_weight * ((top_right - top_left) * (1 - frac_alpha) + (bottom_right - bottom_left) * frac_alpha),
             )
