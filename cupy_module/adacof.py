@@ -14,14 +14,15 @@ Semantics kept from the original CUDA kernel (they change the numbers, so they a
   pass RGB), and differentiates the offsets with the integer parts held fixed.
 """
 import math
+import warnings
 
 import torch
 
 from cupy_module._cuda import autocast_backward, autocast_forward, check_float_tensors, launch, use_cuda_kernel
 
-# Target size of the gathered corner values of one band of output rows in the CPU path. Bands this small keep the
-# gather and the reduction that follows it in the last-level cache (a few MiB) instead of streaming through memory.
-_CPU_CHUNK_BYTES = 4 * 2**20
+# Taps per band of output rows in the CPU path. A band's indices, fractions and corner weights (about 40 bytes a
+# tap) then stay in the last-level cache; much smaller bands pay Python and dispatch overhead band after band.
+_CPU_BAND_TAPS = 2**18
 
 
 def adacof(frame: torch.Tensor, weight: torch.Tensor, offset_i: torch.Tensor, offset_j: torch.Tensor,
@@ -85,47 +86,40 @@ def _checked_inputs(frame, weight, offset_i, offset_j, dilation):
     return frame, weight, offset_i, offset_j
 
 
-def _corner_table(frame: torch.Tensor) -> torch.Tensor:
-    """A ((Hp+1)*(Wp+1), 4*C) table for one (C, Hp, Wp) frame: row (y, x) holds the 2x2 block at (y-1, x-1), clamped.
-
-    Corner order top-left, bottom-left, top-right, bottom-right, then channels. One row lookup fetches all four
-    corners of a tap. Replicate padding by one makes the lookup at clamp(top, -1, Hp-1) + 1 give exactly the
-    original's independently clamped corners top and top+1 (likewise for columns).
-    """
-    padded = torch.nn.functional.pad(frame.unsqueeze(0), (1, 1, 1, 1), mode="replicate")[0]
-    corners = torch.stack(
-        (padded[:, :-1, :-1], padded[:, 1:, :-1], padded[:, :-1, 1:], padded[:, 1:, 1:]), dim=-1
-    )  # (C, Hp+1, Wp+1, 4)
-    return corners.permute(1, 2, 3, 0).reshape(-1, 4 * frame.shape[0])
-
-
 def _pixel_major(tensor: torch.Tensor, rows: slice) -> torch.Tensor:
     """Rows ``rows`` of a (T, H, W) map as (R, W, T); free for a map cut from a channels_last (B, T, H, W) tensor."""
     return tensor[:, rows].permute(1, 2, 0).contiguous()
 
 
 class _TapSampler:
-    """Band-by-band sampling of one (C, Hp, Wp) frame at every tap of every output pixel, pixel-major.
+    """Where every tap of one (C, Hp, Wp) frame samples, band of output rows by band, pixel-major.
 
-    The output rows are cut into bands whose gathered corner values (rows x W x taps x 4 x C) fit
-    ``_CPU_CHUNK_BYTES``; every per-band tensor lives in a buffer allocated once per call, because allocating
-    and freeing them band after band cost as much as the arithmetic (the allocator hands back fresh pages).
+    The frame, replicate-padded by one pixel, becomes a table with one row of C values per pixel. A tap whose
+    top-left corner is table row i has its other corners at rows i + (Wp+2), i + 1 and i + (Wp+2) + 1, so the
+    four corners are four shifted views of that table (``corners``), all read with the same index; the padding
+    makes index clamp(top, -1, Hp-1) + 1 (likewise for columns) give exactly the original's independently clamped
+    corners top and top+1.
+
+    Every per-band tensor lives in a buffer allocated once per call: allocating and freeing them band after band
+    cost as much as the arithmetic (the allocator hands back fresh pages).
     """
 
     def __init__(self, frame: torch.Tensor, num_taps: int, height: int, width: int, dilation: int) -> None:
-        self.table = _corner_table(frame)
-        self.padded_h, self.padded_w = frame.shape[1:]
-        self.num_taps = num_taps
-        channels = frame.shape[0]
-        bytes_per_row = width * num_taps * 4 * channels * frame.element_size()
-        self.rows_per_band = max(1, min(height, _CPU_CHUNK_BYTES // max(bytes_per_row, 1)))
+        channels, self.padded_h, self.padded_w = frame.shape
+        self.row_length = self.padded_w + 2
+        padded = torch.nn.functional.pad(frame.unsqueeze(0), (1, 1, 1, 1), mode="replicate")[0]
+        pixels = padded.permute(1, 2, 0).contiguous().view(-1, channels)
+        self.table_rows = pixels.shape[0] - (self.row_length + 1)
+        self.corners = tuple(pixels[shift:shift + self.table_rows]  # top-left, bottom-left, top-right, bottom-right
+                             for shift in (0, self.row_length, 1, self.row_length + 1))
         self.height = height
+        self.rows_per_band = max(1, min(height, _CPU_BAND_TAPS // (width * num_taps)))
         # 32-bit index arithmetic halves its memory traffic whenever the table has fewer than 2**31 rows.
-        index_dtype = torch.int32 if self.table.shape[0] < 2**31 else torch.int64
+        index_dtype = torch.int32 if pixels.shape[0] < 2**31 else torch.int64
         device = frame.device
         kernel_size = math.isqrt(num_taps)
         taps = torch.arange(num_taps, device=device, dtype=index_dtype)
-        # Table row and column of each tap relative to the band's first row, including the table's one-pixel shift.
+        # Table row and column of each tap relative to the band's first row, including the padding's shift.
         band_rows = torch.arange(self.rows_per_band, device=device, dtype=index_dtype).view(-1, 1, 1)
         self.row_offsets = band_rows + (taps // kernel_size) * dilation + 1  # (rows_per_band, 1, T)
         columns = torch.arange(width, device=device, dtype=index_dtype).view(1, -1, 1)
@@ -135,10 +129,9 @@ class _TapSampler:
         self._columns = torch.empty_like(self._rows)
         self._frac_alpha = frame.new_empty(band_shape)
         self._frac_beta = frame.new_empty(band_shape)
-        self._weights = frame.new_empty(*band_shape, 4)
+        self._weights = frame.new_empty(4, *band_shape)
         self._scaled_right = frame.new_empty(band_shape)
         self._scaled_left = frame.new_empty(band_shape)
-        self._values = frame.new_empty(self.rows_per_band * width * num_taps, 4 * channels)
 
     def bands(self):
         """Slices of output rows, one band each."""
@@ -158,16 +151,15 @@ class _TapSampler:
         # Rows are relative to the band's first row until the final index, so the clamp bounds shift with it.
         table_row.add_(self.row_offsets[:count]).clamp_(-rows.start, self.padded_h - rows.start)
         table_col.add_(self.column_offsets).clamp_(0, self.padded_w)
-        row_length = self.padded_w + 1
-        index = table_col.add_(table_row, alpha=row_length).add_(rows.start * row_length)
+        index = table_col.add_(table_row, alpha=self.row_length).add_(rows.start * self.row_length)
         return index.view(-1), frac_alpha, frac_beta
 
     def corner_weights(self, frac_alpha: torch.Tensor, frac_beta: torch.Tensor,
                        scale: torch.Tensor) -> torch.Tensor:
-        """``scale`` times the bilinear weights of the four corners, (R, W, T, 4) in the table's corner order."""
+        """``scale`` times the bilinear weights of the four corners: (4, R, W, T) in the order of ``corners``."""
         count = scale.shape[0]
-        weights = self._weights[:count]
-        top_left, bottom_left, top_right, bottom_right = weights.unbind(-1)
+        weights = self._weights[:, :count]
+        top_left, bottom_left, top_right, bottom_right = weights.unbind(0)
         right = torch.mul(scale, frac_beta, out=self._scaled_right[:count])
         left = torch.sub(scale, right, out=self._scaled_left[:count])
         torch.mul(left, frac_alpha, out=bottom_left)
@@ -176,10 +168,18 @@ class _TapSampler:
         torch.sub(right, bottom_right, out=top_right)
         return weights
 
-    def gather(self, index: torch.Tensor) -> torch.Tensor:
-        """The four corners of every tap: (pixels, T*4, C)."""
-        values = torch.index_select(self.table, 0, index, out=self._values[:index.shape[0]])
-        return values.view(-1, self.num_taps * 4, self.table.shape[1] // 4)
+    def tap_matrix(self, index: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The (pixels, table rows) sparse matrix holding one corner's ``weights`` (R, W, T) at ``index``.
+
+        Times that corner's table it sums the corner's share of every tap into its output pixel, reading the frame
+        where the taps land instead of first copying 4*C values per tap out of it."""
+        num_taps = weights.shape[-1]
+        pixels = index.shape[0] // num_taps
+        row_starts = torch.arange(0, index.shape[0] + 1, num_taps, device=index.device, dtype=index.dtype)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+            return torch.sparse_csr_tensor(row_starts, index, weights.reshape(-1), size=(pixels, self.table_rows),
+                                           check_invariants=False)
 
 
 def _forward_torch(frame, weight, offset_i, offset_j, dilation):
@@ -194,9 +194,10 @@ def _forward_torch(frame, weight, offset_i, offset_j, dilation):
                 _pixel_major(offset_i[b], rows), _pixel_major(offset_j[b], rows), rows
             )
             coefficients = sampler.corner_weights(frac_alpha, frac_beta, _pixel_major(weight[b], rows))
-            values = sampler.gather(index)
-            pixels = values.shape[0]
-            torch.bmm(coefficients.view(pixels, 1, -1), values, out=output[b, rows].view(pixels, 1, channels))
+            band = output[b, rows].view(-1, channels)
+            for corner, (table, weights) in enumerate(zip(sampler.corners, coefficients)):
+                # The first corner overwrites the band (beta=0 ignores its old contents), the others add to it.
+                torch.addmm(band, sampler.tap_matrix(index, weights), table, beta=0 if corner == 0 else 1, out=band)
     return output.permute(0, 3, 1, 2)
 
 
@@ -213,15 +214,18 @@ def _backward_torch(grad_output, frame, weight, offset_i, offset_j, dilation):
             index, frac_alpha, frac_beta = sampler.sample(
                 _pixel_major(offset_i[b], rows), _pixel_major(offset_j[b], rows), rows
             )
-            values = sampler.gather(index)
-            # Corner values summed over channels, weighted by the incoming gradient: (R, W, T, 4).
-            band_grad = grad_output[b, rows].reshape(values.shape[0], channels, 1)
-            weighted = torch.bmm(values, band_grad).view(*frac_alpha.shape, 4)
-            top_left, bottom_left, top_right, bottom_right = weighted.unbind(dim=-1)
+            band_grad = grad_output[b, rows].reshape(-1, channels, 1)
+            # Each corner's values summed over channels, weighted by the incoming gradient: (R, W, T) each.
+            top_left, bottom_left, top_right, bottom_right = (
+                torch.bmm(table.index_select(0, index).view(band_grad.shape[0], num_taps, channels), band_grad)
+                .view(frac_alpha.shape)
+                for table in sampler.corners
+            )
             tap_weight = _pixel_major(weight[b], rows)
             bilinear = sampler.corner_weights(frac_alpha, frac_beta, torch.ones_like(frac_alpha))
             results = (
-                (weighted * bilinear).sum(dim=-1),
+                top_left * bilinear[0] + bottom_left * bilinear[1] + top_right * bilinear[2]
+                + bottom_right * bilinear[3],
                 tap_weight * ((bottom_left - top_left) * (1 - frac_beta) + (bottom_right - top_right) * frac_beta),
                 tap_weight * ((top_right - top_left) * (1 - frac_alpha) + (bottom_right - bottom_left) * frac_alpha),
             )

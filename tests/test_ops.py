@@ -254,7 +254,7 @@ def test_adacof_banded_cpu_path_equals_single_band(monkeypatch):
     offset = (3 * torch.randn(2, 25, 8, 9, generator=g, dtype=torch.float64)).requires_grad_()
     whole = adacof(frame, weight, offset, offset.flip(1), 1)
     grads = torch.autograd.grad(whole.sum(), (weight, offset))
-    monkeypatch.setattr(adacof_module, "_CPU_CHUNK_BYTES", 1)  # one row at a time
+    monkeypatch.setattr(adacof_module, "_CPU_BAND_TAPS", 1)  # one row at a time
     chunked = adacof(frame, weight, offset, offset.flip(1), 1)
     torch.testing.assert_close(chunked, whole, rtol=1e-15, atol=1e-15)
     for got, expected in zip(torch.autograd.grad(chunked.sum(), (weight, offset)), grads):
