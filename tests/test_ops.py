@@ -308,13 +308,16 @@ def test_correlation_rejects_bad_input():
 
 
 def test_adacof_cpu_forward_memory_at_1080p():
-    """Issue requirement: a 1920x1088 AdaCoF forward (F=5) needs at most ~2 GB beyond its inputs and output."""
+    """A 1920x1088 AdaCoF forward (F=5) needs little beyond its inputs and output (issue #2 allowed ~2 GB; the
+    sparse-product forward measured 69 MiB), and its fresh process prints no warning (the CPU path builds sparse
+    CSR matrices, about which PyTorch warns unless told)."""
     script = Path(__file__).resolve().parents[1] / "tools" / "measure_ops.py"
     result = subprocess.run([sys.executable, str(script), "--memory_only", "--memory_size", "1088x1920"],
                             check=True, capture_output=True, text=True)
     measured = json.loads(result.stdout)
     assert measured["size"] == "1088x1920"
-    assert 0 < measured["extra_bytes"] <= 2 * 2**30
+    assert 0 < measured["extra_bytes"] <= 512 * 2**20
+    assert "Warning" not in result.stderr, result.stderr
 
 
 def test_ops_run_in_float32_under_autocast():
