@@ -168,18 +168,18 @@ class _TapSampler:
         torch.sub(right, bottom_right, out=top_right)
         return weights
 
-    def tap_matrix(self, index: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """The (pixels, table rows) sparse matrix holding one corner's ``weights`` (R, W, T) at ``index``.
+    def corner_matrices(self, index: torch.Tensor, weights: torch.Tensor) -> list[torch.Tensor]:
+        """Per corner, the sparse (pixels, table rows) matrix holding its ``weights`` (4, R, W, T) at ``index``.
 
         Times that corner's table it sums the corner's share of every tap into its output pixel, reading the frame
         where the taps land instead of first copying 4*C values per tap out of it."""
         num_taps = weights.shape[-1]
-        pixels = index.shape[0] // num_taps
+        size = (index.shape[0] // num_taps, self.table_rows)
         row_starts = torch.arange(0, index.shape[0] + 1, num_taps, device=index.device, dtype=index.dtype)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
-            return torch.sparse_csr_tensor(row_starts, index, weights.reshape(-1), size=(pixels, self.table_rows),
-                                           check_invariants=False)
+            return [torch.sparse_csr_tensor(row_starts, index, corner.reshape(-1), size=size, check_invariants=False)
+                    for corner in weights]
 
 
 def _forward_torch(frame, weight, offset_i, offset_j, dilation):
@@ -195,9 +195,10 @@ def _forward_torch(frame, weight, offset_i, offset_j, dilation):
             )
             coefficients = sampler.corner_weights(frac_alpha, frac_beta, _pixel_major(weight[b], rows))
             band = output[b, rows].view(-1, channels)
-            for corner, (table, weights) in enumerate(zip(sampler.corners, coefficients)):
+            matrices = sampler.corner_matrices(index, coefficients)
+            for corner, (matrix, table) in enumerate(zip(matrices, sampler.corners)):
                 # The first corner overwrites the band (beta=0 ignores its old contents), the others add to it.
-                torch.addmm(band, sampler.tap_matrix(index, weights), table, beta=0 if corner == 0 else 1, out=band)
+                torch.addmm(band, matrix, table, beta=0 if corner == 0 else 1, out=band)
     return output.permute(0, 3, 1, 2)
 
 
