@@ -91,13 +91,21 @@ def _pixel_major(tensor: torch.Tensor, rows: slice) -> torch.Tensor:
     return tensor[:, rows].permute(1, 2, 0).contiguous()
 
 
+def _pixel_table(frame: torch.Tensor, channels: int) -> torch.Tensor:
+    """The (C, Hp, Wp) frame replicate-padded by one pixel as ((Hp+2)*(Wp+2), channels) rows, zero-filled past C."""
+    padded = torch.nn.functional.pad(frame.unsqueeze(0), (1, 1, 1, 1), mode="replicate")[0]
+    table = padded.new_zeros(padded.shape[1], padded.shape[2], channels)
+    table[..., :frame.shape[0]] = padded.permute(1, 2, 0)
+    return table.view(-1, channels)
+
+
 class _TapSampler:
     """Where every tap of one (C, Hp, Wp) frame samples, band of output rows by band, pixel-major.
 
-    The frame, replicate-padded by one pixel, becomes a table with one row of C values per pixel. A tap whose
-    top-left corner is table row i has its other corners at rows i + (Wp+2), i + 1 and i + (Wp+2) + 1, so the
-    four corners are four shifted views of that table (``corners``), all read with the same index; the padding
-    makes index clamp(top, -1, Hp-1) + 1 (likewise for columns) give exactly the original's independently clamped
+    Taps index a table of the frame replicate-padded by one pixel, one row per pixel (``_pixel_table``). A tap
+    whose top-left corner is row i has its other corners at rows i + (Wp+2), i + 1 and i + (Wp+2) + 1, so the four
+    corners are four shifted views of the table (``corners``), all read with the same index; the padding makes
+    index clamp(top, -1, Hp-1) + 1 (likewise for columns) give exactly the original's independently clamped
     corners top and top+1.
 
     Every per-band tensor lives in a buffer allocated once per call: allocating and freeing them band after band
@@ -105,17 +113,14 @@ class _TapSampler:
     """
 
     def __init__(self, frame: torch.Tensor, num_taps: int, height: int, width: int, dilation: int) -> None:
-        channels, self.padded_h, self.padded_w = frame.shape
+        self.padded_h, self.padded_w = frame.shape[1:]
         self.row_length = self.padded_w + 2
-        padded = torch.nn.functional.pad(frame.unsqueeze(0), (1, 1, 1, 1), mode="replicate")[0]
-        pixels = padded.permute(1, 2, 0).contiguous().view(-1, channels)
-        self.table_rows = pixels.shape[0] - (self.row_length + 1)
-        self.corners = tuple(pixels[shift:shift + self.table_rows]  # top-left, bottom-left, top-right, bottom-right
-                             for shift in (0, self.row_length, 1, self.row_length + 1))
+        table_length = (self.padded_h + 2) * self.row_length
+        self.table_rows = table_length - (self.row_length + 1)
         self.height = height
         self.rows_per_band = max(1, min(height, _CPU_BAND_TAPS // (width * num_taps)))
         # 32-bit index arithmetic halves its memory traffic whenever the table has fewer than 2**31 rows.
-        index_dtype = torch.int32 if pixels.shape[0] < 2**31 else torch.int64
+        index_dtype = torch.int32 if table_length < 2**31 else torch.int64
         device = frame.device
         kernel_size = math.isqrt(num_taps)
         taps = torch.arange(num_taps, device=device, dtype=index_dtype)
@@ -132,6 +137,10 @@ class _TapSampler:
         self._weights = frame.new_empty(4, *band_shape)
         self._scaled_right = frame.new_empty(band_shape)
         self._scaled_left = frame.new_empty(band_shape)
+
+    def corners(self, table: torch.Tensor) -> tuple:
+        """The views of a ``_pixel_table`` read by top-left, bottom-left, top-right and bottom-right corners."""
+        return tuple(table[shift:shift + self.table_rows] for shift in (0, self.row_length, 1, self.row_length + 1))
 
     def bands(self):
         """Slices of output rows, one band each."""
@@ -189,49 +198,57 @@ def _forward_torch(frame, weight, offset_i, offset_j, dilation):
     output = frame.new_empty(batch, height, width, channels)
     for b in range(batch):
         sampler = _TapSampler(frame[b], num_taps, height, width, dilation)
+        corners = sampler.corners(_pixel_table(frame[b], channels))
         for rows in sampler.bands():
             index, frac_alpha, frac_beta = sampler.sample(
                 _pixel_major(offset_i[b], rows), _pixel_major(offset_j[b], rows), rows
             )
             coefficients = sampler.corner_weights(frac_alpha, frac_beta, _pixel_major(weight[b], rows))
             band = output[b, rows].view(-1, channels)
-            matrices = sampler.corner_matrices(index, coefficients)
-            for corner, (matrix, table) in enumerate(zip(matrices, sampler.corners)):
+            for corner, (matrix, table) in enumerate(zip(sampler.corner_matrices(index, coefficients), corners)):
                 # The first corner overwrites the band (beta=0 ignores its old contents), the others add to it.
                 torch.addmm(band, matrix, table, beta=0 if corner == 0 else 1, out=band)
     return output.permute(0, 3, 1, 2)
 
 
 def _backward_torch(grad_output, frame, weight, offset_i, offset_j, dilation):
-    # Only the first three channels contribute, as in the original kernels (identical for RGB frames).
-    frame = frame[:, :3]
-    channels = frame.shape[1]
+    # Only the first three channels contribute, as in the original kernels (identical for RGB frames). They are
+    # zero-padded to four so that a pixel is 16 bytes (float32): viewed as one complex128 value, a table lookup is
+    # a 1-D gather, several times faster in PyTorch than gathering short rows.
+    channels, packed_channels = min(frame.shape[1], 3), 4
     num_taps, height, width = weight.shape[1:]
-    grad_output = grad_output[:, :3].permute(0, 2, 3, 1)  # (B, H, W, C)
     grads = tuple(weight.new_empty(weight.shape[0], height, width, num_taps) for _ in range(3))
     for b in range(weight.shape[0]):
         sampler = _TapSampler(frame[b], num_taps, height, width, dilation)
+        packed = _pixel_table(frame[b, :channels], packed_channels).view(torch.complex128).squeeze(-1)
+        corners = sampler.corners(packed)
+        band_grad = frame.new_zeros(sampler.rows_per_band * width, packed_channels, 1)
+        corner_sums = frame.new_empty(4, sampler.rows_per_band * width, num_taps, 1)
+        gathered = packed.new_empty(sampler.rows_per_band * width * num_taps, *packed.shape[1:])
         for rows in sampler.bands():
             index, frac_alpha, frac_beta = sampler.sample(
                 _pixel_major(offset_i[b], rows), _pixel_major(offset_j[b], rows), rows
             )
-            band_grad = grad_output[b, rows].reshape(-1, channels, 1)
-            # Each corner's values summed over channels, weighted by the incoming gradient: (R, W, T) each.
-            top_left, bottom_left, top_right, bottom_right = (
-                torch.bmm(table.index_select(0, index).view(band_grad.shape[0], num_taps, channels), band_grad)
-                .view(frac_alpha.shape)
-                for table in sampler.corners
-            )
+            pixels = index.shape[0] // num_taps
+            band_grad[:pixels, :channels, 0] = grad_output[b, :channels, rows].permute(1, 2, 0).reshape(pixels, -1)
+            # Each corner's values dotted with the incoming gradient of their output pixel: (R, W, T) each.
+            for table, corner_sum in zip(corners, corner_sums):
+                values = torch.index_select(table, 0, index, out=gathered[:index.shape[0]])
+                torch.bmm(values.view(frame.dtype).view(pixels, num_taps, packed_channels), band_grad[:pixels],
+                          out=corner_sum[:pixels])
+            top_left, bottom_left, top_right, bottom_right = corner_sums[:, :pixels].view(4, *frac_alpha.shape)
+            grad_weight, grad_alpha, grad_beta = (grad[b, rows] for grad in grads)
+            # Interpolate along the row first: top/bottom edge values and their differences, in place.
+            top_step = top_right.sub_(top_left)
+            bottom_step = bottom_right.sub_(bottom_left)
+            top = top_left.addcmul_(frac_beta, top_step)
+            bottom = bottom_left.addcmul_(frac_beta, bottom_step)
+            vertical = bottom.sub_(top)
             tap_weight = _pixel_major(weight[b], rows)
-            bilinear = sampler.corner_weights(frac_alpha, frac_beta, torch.ones_like(frac_alpha))
-            results = (
-                top_left * bilinear[0] + bottom_left * bilinear[1] + top_right * bilinear[2]
-                + bottom_right * bilinear[3],
-                tap_weight * ((bottom_left - top_left) * (1 - frac_beta) + (bottom_right - top_right) * frac_beta),
-                tap_weight * ((top_right - top_left) * (1 - frac_alpha) + (bottom_right - bottom_left) * frac_alpha),
-            )
-            for grad, result in zip(grads, results):
-                grad[b, rows] = result
+            torch.addcmul(top, frac_alpha, vertical, out=grad_weight)  # the bilinear sample itself
+            torch.mul(tap_weight, vertical, out=grad_alpha)
+            horizontal = torch.addcmul(top_step, frac_alpha, bottom_step.sub_(top_step), out=bottom_step)
+            torch.mul(tap_weight, horizontal, out=grad_beta)
     return tuple(grad.permute(0, 3, 1, 2) for grad in grads)
 
 

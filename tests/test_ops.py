@@ -309,7 +309,7 @@ def test_correlation_rejects_bad_input():
 
 def test_adacof_cpu_forward_memory_at_1080p():
     """A 1920x1088 AdaCoF forward (F=5) needs little beyond its inputs and output (issue #2 allowed ~2 GB; the
-    sparse-product forward measured 69 MiB), and its fresh process prints no warning (the CPU path builds sparse
+    sparse-product forward measured about 70 MiB), and its fresh process prints no warning (the CPU path builds sparse
     CSR matrices, about which PyTorch warns unless told)."""
     script = Path(__file__).resolve().parents[1] / "tools" / "measure_ops.py"
     result = subprocess.run([sys.executable, str(script), "--memory_only", "--memory_size", "1088x1920"],
