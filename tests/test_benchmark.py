@@ -1,11 +1,12 @@
 """benchmark.py: a smoke run (the student at the smallest size, one repeat, with the profile breakdown) and the
-FLOP formulas of the custom ops."""
+FLOP formulas of the custom ops, and the profile's 3D-convolution category."""
 import json
 import math
 
 import torch
 
 import benchmark
+import models.resnet3d
 from cupy_module.adacof import adacof
 from cupy_module.correlation import correlation
 from cupy_module.softsplat import softsplat
@@ -50,3 +51,24 @@ def test_custom_ops_counted_by_formula():
                                "correlation": 2 * 81 * 16 * 8 * 10}
     conv_flops = 2 * (2 * 4 * 6 * 8) * (3 * 3 * 3)  # output elements times a 3x3x3 dot product
     assert flops["total"] == sum(flops["custom"].values()) + conv_flops
+
+
+def test_profile_counts_onednn_conv3d_once():
+    """The oneDNN Conv3d modules bypass aten::conv3d; the profile still counts them as 3D convolutions, and a
+    float64 call (which falls back to aten::conv3d inside the module's label) is not counted twice."""
+    torch.manual_seed(0)
+    conv = models.resnet3d.Conv3d(4, 4, kernel_size=3, padding=1)
+    for dtype in (torch.float32, torch.float64):
+        layer = conv.to(dtype)
+        volume = torch.rand(1, 4, 5, 48, 48, dtype=dtype)
+
+        def forward():
+            with torch.inference_mode():
+                for _ in range(3):
+                    layer(volume)
+
+        profile = benchmark.profile_breakdown(forward, torch.device("cpu"))
+        categories = profile["categories_ms"]
+        assert categories["conv3d"] > 0 and categories["conv2d"] == 0
+        assert categories["conv3d"] <= profile["forward_ms"]
+        assert categories["rest"] >= 0
