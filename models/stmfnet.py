@@ -82,7 +82,9 @@ def _preferred_layout(frame: Tensor) -> Tensor:
 
     The layout carries through the 2D network (convolutions, activations, concatenations, AdaCoF's CPU path, which
     is pixel-major anyway); values are unchanged. With autograd on (training) frames keep the default layout:
-    PyTorch 2.14's CPU backward of this network corrupts memory with channels-last activations.
+    in PyTorch 2.14 the oneDNN weight gradient of a 1x1 stride-2 convolution of a channels-last input with few
+    channels (3 to 8 tried, at 128x128) corrupts the heap, and the feature U-Net's first shortcut is one such
+    convolution (6-channel frame pair).
     """
     if frame.device.type == "cpu" and frame.dtype == torch.float32 and not torch.is_grad_enabled():
         return frame.contiguous(memory_format=torch.channels_last)
