@@ -118,7 +118,7 @@ class _TapSampler:
         table_length = (self.padded_h + 2) * self.row_length
         self.table_rows = table_length - (self.row_length + 1)
         self.height = height
-        self.rows_per_band = max(1, min(height, _CPU_BAND_TAPS // (width * num_taps)))
+        self.rows_per_band = max(1, min(height, _CPU_BAND_TAPS // max(width * num_taps, 1)))
         # 32-bit index arithmetic halves its memory traffic whenever the table has fewer than 2**31 rows.
         index_dtype = torch.int32 if table_length < 2**31 else torch.int64
         device = frame.device
@@ -230,7 +230,8 @@ def _backward_torch(grad_output, frame, weight, offset_i, offset_j, dilation):
                 _pixel_major(offset_i[b], rows), _pixel_major(offset_j[b], rows), rows
             )
             pixels = index.shape[0] // num_taps
-            band_grad[:pixels, :channels, 0] = grad_output[b, :channels, rows].permute(1, 2, 0).reshape(pixels, -1)
+            incoming = grad_output[b, :channels, rows].permute(1, 2, 0)  # (R, W, C)
+            band_grad[:pixels, :channels, 0] = incoming.reshape(pixels, channels)
             # Each corner's values dotted with the incoming gradient of their output pixel: (R, W, T) each.
             for table, corner_sum in zip(corners, corner_sums):
                 values = torch.index_select(table, 0, index, out=gathered[:index.shape[0]])

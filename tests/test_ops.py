@@ -261,6 +261,16 @@ def test_adacof_banded_cpu_path_equals_single_band(monkeypatch):
         torch.testing.assert_close(got, expected, rtol=1e-15, atol=1e-15)
 
 
+def test_adacof_empty_output_on_cpu():
+    """A frame with no output rows, no output columns or no batch items gives empty results, not an error."""
+    for batch, height, width in ((1, 0, 5), (1, 5, 0), (0, 5, 5)):
+        taps = torch.rand(batch, 25, height, width, requires_grad=True)
+        output = adacof(torch.rand(batch, 3, height + 4, width + 4), taps, taps, taps, 1)
+        assert output.shape == (batch, 3, height, width)
+        output.sum().backward()
+        assert taps.grad.shape == taps.shape
+
+
 # ----------------------------------------------------------------------------------------------- bad input
 
 def test_adacof_rejects_bad_shapes():
