@@ -78,15 +78,13 @@ def _check_frames(frames: Sequence[Tensor]) -> None:
 
 
 def _preferred_layout(frame: Tensor) -> Tensor:
-    """Channels-last for float32 CPU inference, where oneDNN runs NHWC convolutions about twice as fast as NCHW.
+    """Channels-last for float32 on CPU, where oneDNN runs NHWC convolutions about twice as fast as NCHW.
 
     The layout carries through the 2D network (convolutions, activations, concatenations, AdaCoF's CPU path, which
-    is pixel-major anyway); values are unchanged. With autograd on (training) frames keep the default layout:
-    in PyTorch 2.14 the oneDNN weight gradient of a 1x1 stride-2 convolution of a channels-last input with few
-    channels (3 to 8 tried, at 128x128) corrupts the heap, and the feature U-Net's first shortcut is one such
-    convolution (6-channel frame pair).
+    is pixel-major anyway), in inference and training; values are unchanged up to float32 rounding.
+    ``feature.StridedProjection`` steers clear of the one PyTorch 2.14 bug this layout met in training.
     """
-    if frame.device.type == "cpu" and frame.dtype == torch.float32 and not torch.is_grad_enabled():
+    if frame.device.type == "cpu" and frame.dtype == torch.float32:
         return frame.contiguous(memory_format=torch.channels_last)
     return frame
 

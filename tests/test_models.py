@@ -11,11 +11,17 @@ also check that nothing inside the forward falls back to the default dtype.
 """
 import argparse
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
 
 import models
+import models.stmfnet as stmfnet_module
 from losses.laplacian import LaplacianLoss
 from models.kernel_estimation import KernelEstimation
 from models.pwcnet import Network, backwarp, remap_state_dict
@@ -25,6 +31,8 @@ from utility import gaussian_kernel as utility_gaussian_kernel
 from utility import moduleNormalize
 
 from conftest import REFERENCE_DIR, relative_error
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 MODEL_NAMES = ("STMFNet", "student_STMFNet")
 FRAME_KEYS = ("I0", "I1", "I2", "I3")
@@ -318,8 +326,9 @@ def test_eval_float32_within_tolerance(name, model_goldens, golden_weights):
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_float32_cpu_inference_runs_channels_last(name, model_goldens, golden_weights):
-    """Without autograd the 2D network runs channels-last (oneDNN's fast layout) and gives the same frame."""
+def test_float32_cpu_runs_channels_last(name, model_goldens, golden_weights):
+    """In float32 on CPU the 2D network runs channels-last (oneDNN's fast layout), with and without autograd, and
+    gives the frame of the default layout; float64 keeps the default layout."""
     model = golden_module(models.get_model_class(name)(), golden_weights, torch.float32)
     frames = [model_goldens[name]["eval"]["inputs"][key].float() for key in FRAME_KEYS]
     layouts = []
@@ -328,9 +337,37 @@ def test_float32_cpu_inference_runs_channels_last(name, model_goldens, golden_we
     )
     with torch.no_grad():
         fast = model(*frames)
-    default = model(*frames)  # autograd on: the default layout
-    assert layouts == [True] * 6 + [False] * 6
-    torch.testing.assert_close(fast, default.detach(), rtol=1e-5, atol=1e-5)
+    with_autograd = model(*frames)
+    model.double()(*[frame.double() for frame in frames])
+    assert layouts == [True] * 12 + [False] * 6
+    with torch.no_grad():
+        default = _default_layout_forward(model.float(), frames)
+    torch.testing.assert_close(fast, default, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(with_autograd.detach(), default, rtol=1e-5, atol=1e-5)
+
+
+def _default_layout_forward(model, frames):
+    with mock.patch.object(stmfnet_module, "_preferred_layout", lambda frame: frame):
+        return model(*frames)
+
+
+def test_channels_last_training_backward_is_memory_safe():
+    """A float32 CPU training step in channels-last, at the size where PyTorch 2.14's strided 1x1 convolution of the
+    6-channel frame pair corrupted the heap (see feature.StridedProjection), under glibc's heap checks."""
+    script = (
+        "import torch, models\n"
+        "torch.manual_seed(0)\n"
+        "for name in ('student_STMFNet', 'STMFNet'):\n"
+        "    model = models.get_model_class(name)().train()\n"
+        "    frames = [torch.rand(2, 3, 48, 80) for _ in range(4)]\n"
+        "    for _ in range(2):\n"
+        "        model(*frames)['frame1'].square().mean().backward()\n"
+        "print('ok')\n"
+    )
+    environment = {**os.environ, "MALLOC_CHECK_": "3"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=environment,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
 
 
 # --------------------------------------------------------------------------------------------- model goldens: train
