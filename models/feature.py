@@ -49,8 +49,8 @@ class StridedProjection(nn.Conv2d):
     """The shortcut's 1x1 ``nn.Conv2d`` (same parameters and state-dict keys) with a guard for channels-last.
 
     In PyTorch 2.14 the oneDNN weight gradient of a strided 1x1 convolution of a channels-last CPU input with fewer
-    than 16 channels corrupts the heap (seen with 3, 6, 8 and 12 channels; 16 and more, other kernel sizes and
-    stride 1 were fine). Such inputs, here the 6-channel frame pair, go in in the default layout instead.
+    than 16 channels corrupts the heap (seen with 3, 6, 8 and 12 channels; 16 and more, stride 1 and 2x2, 3x3,
+    4x4 and 7x7 kernels were fine). Such inputs, here the 6-channel frame pair, go in in the default layout instead.
     """
 
     def forward(self, x: Tensor) -> Tensor:
