@@ -50,11 +50,13 @@ class StridedProjection(nn.Conv2d):
 
     In PyTorch 2.14 the oneDNN weight gradient of a strided 1x1 convolution of a channels-last CPU input with fewer
     than 16 channels corrupts the heap (seen with 3, 6, 8 and 12 channels; 16 and more, stride 1 and 2x2, 3x3,
-    4x4 and 7x7 kernels were fine). Such inputs, here the 6-channel frame pair, go in in the default layout instead.
+    4x4 and 7x7 kernels were fine). When that gradient will be computed, such inputs (here the 6-channel frame pair)
+    go in in the default layout instead.
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.device.type == "cpu" and self.in_channels < 16 and self.stride != (1, 1):
+        if (x.device.type == "cpu" and self.in_channels < 16 and self.stride != (1, 1)
+                and torch.is_grad_enabled() and self.weight.requires_grad):
             x = x.contiguous()
         return super().forward(x)
 
