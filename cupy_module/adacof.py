@@ -94,9 +94,9 @@ def _pixel_major(tensor: torch.Tensor, rows: slice) -> torch.Tensor:
 def _pixel_table(frame: torch.Tensor, channels: int) -> torch.Tensor:
     """The (C, Hp, Wp) frame replicate-padded by one pixel as ((Hp+2)*(Wp+2), channels) rows, zero-filled past C."""
     padded = torch.nn.functional.pad(frame.unsqueeze(0), (1, 1, 1, 1), mode="replicate")[0]
-    table = padded.new_zeros(padded.shape[1], padded.shape[2], channels)
-    table[..., :frame.shape[0]] = padded.permute(1, 2, 0)
-    return table.view(-1, channels)
+    if channels > frame.shape[0]:
+        padded = torch.nn.functional.pad(padded, (0, 0, 0, 0, 0, channels - frame.shape[0]))
+    return padded.permute(1, 2, 0).contiguous().view(-1, channels)
 
 
 class _TapSampler:

@@ -45,7 +45,7 @@ class SEBlock(nn.Module):
         return x * gate[:, :, None, None]
 
 
-class StridedProjection(nn.Conv2d):
+class ShortcutConv2d(nn.Conv2d):
     """The shortcut's 1x1 ``nn.Conv2d`` (same parameters and state-dict keys) with a guard for channels-last.
 
     In PyTorch 2.14 the oneDNN weight gradient of a strided 1x1 convolution of a channels-last CPU input with fewer
@@ -101,7 +101,7 @@ class ResNextBlock(nn.Module):
         self.downsample = None
         if stride != 1 or cin != cout:
             if down:
-                projection = StridedProjection(cin, cout, kernel_size=1, stride=stride, bias=False)
+                projection = ShortcutConv2d(cin, cout, kernel_size=1, stride=stride, bias=False)
             else:
                 projection = nn.ConvTranspose2d(cin, cout, kernel_size=2, stride=stride, bias=False)
             self.downsample = nn.Sequential(projection, norm(cout))

@@ -82,7 +82,7 @@ def _preferred_layout(frame: Tensor) -> Tensor:
 
     The layout carries through the 2D network (convolutions, activations, concatenations, AdaCoF's CPU path, which
     is pixel-major anyway), in inference and training; values are unchanged up to float32 rounding.
-    ``feature.StridedProjection`` steers clear of the one PyTorch 2.14 bug this layout met in training.
+    ``feature.ShortcutConv2d`` steers clear of the one PyTorch 2.14 bug this layout met in training.
     """
     if frame.device.type == "cpu" and frame.dtype == torch.float32:
         return frame.contiguous(memory_format=torch.channels_last)

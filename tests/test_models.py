@@ -375,7 +375,7 @@ def test_channels_last_training_gradients_match_default_layout(name, golden_weig
 
 def test_channels_last_training_backward_is_memory_safe():
     """A float32 CPU training step in channels-last, at the size where PyTorch 2.14's strided 1x1 convolution of the
-    6-channel frame pair corrupted the heap (see feature.StridedProjection), under glibc's heap checks."""
+    6-channel frame pair corrupted the heap (see feature.ShortcutConv2d), under glibc's heap checks."""
     script = (
         "import torch, models\n"
         "torch.manual_seed(0)\n"
