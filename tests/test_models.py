@@ -341,15 +341,15 @@ def test_float32_cpu_runs_channels_last(name, model_goldens, golden_weights):
     with_autograd = model(*frames)
     model.double()(*[frame.double() for frame in frames])
     assert layouts == [True] * 12 + [False] * 6
-    with torch.no_grad():
-        default = _default_layout_forward(model.float(), frames)
+    with torch.no_grad(), _default_layout():
+        default = model.float()(*frames)
     torch.testing.assert_close(fast, default, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(with_autograd.detach(), default, rtol=1e-5, atol=1e-5)
 
 
-def _default_layout_forward(model, frames):
-    with mock.patch.object(stmfnet_module, "_preferred_layout", lambda frame: frame):
-        return model(*frames)
+def _default_layout():
+    """Run the models' float32 CPU forward in the default layout instead of channels-last."""
+    return mock.patch.object(stmfnet_module, "_preferred_layout", lambda frame: frame)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -362,9 +362,9 @@ def test_channels_last_training_gradients_match_default_layout(name, golden_weig
     torch.manual_seed(0)
     frames = [torch.rand(2, 3, 48, 80) for _ in range(5)]
     gradients = []
-    for layout in (None, "default"):
+    for layout in (nullcontext, _default_layout):
         model = golden_module(models.get_model_class(name)(), golden_weights, torch.float32).train()
-        with mock.patch.object(stmfnet_module, "_preferred_layout", lambda frame: frame) if layout else nullcontext():
+        with layout():
             LaplacianLoss()(model(*frames[:4])["frame1"], frames[4]).backward()
         gradients.append({key: p.grad for key, p in model.named_parameters() if p.grad is not None})
     fast, default = gradients
