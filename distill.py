@@ -25,16 +25,15 @@ from torch import Tensor, nn
 from losses import DiscriminatorConfig, DistillationLoss
 from models import MODELS, get_model_class
 from optim import OPTIMIZERS, make_optimizer, make_scheduler
-from pipeline.distributed import replicate_loss, use_sync_batchnorm, wrap_model
+from pipeline.distributed import use_sync_batchnorm
 from pipeline.training import (
     StepFunction,
     TrainingLoop,
     add_training_arguments,
     build_training_data,
     load_starting_weights,
-    start_progress,
+    prepare_run,
     start_run,
-    write_config,
 )
 from utility import file_sha256, load_checkpoint
 
@@ -114,12 +113,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         logger.info("Loss %g * (%s) + (%s), optimizer %s", args.alpha, loss.student_loss.extra_repr(),
                     loss.distill_loss.extra_repr(), type(optimizer).__name__)
 
-        progress = start_progress(args, seed, steps_per_epoch, resume_state, model=student, optimizer=optimizer,
-                                  scheduler=scheduler, loss=loss)
-        write_config(args.out_dir, args)
-        # Under torchrun: DDP trains the student; the loss's discriminators and batch sums follow (no-ops otherwise).
-        trained_student = wrap_model(student, device)
-        replicate_loss(loss)
+        progress, trained_student = prepare_run(args, seed, steps_per_epoch, resume_state, model=student,
+                                                optimizer=optimizer, scheduler=scheduler, loss=loss, device=device)
 
         loop = TrainingLoop(
             model=student, step_function=make_step_function(trained_student, teacher, loss), loss=loss,

@@ -22,16 +22,15 @@ from torch import Tensor, nn
 from losses import DiscriminatorConfig, Loss
 from models import MODELS, get_model_class
 from optim import OPTIMIZERS, make_optimizer, make_scheduler
-from pipeline.distributed import replicate_loss, use_sync_batchnorm, wrap_model
+from pipeline.distributed import use_sync_batchnorm
 from pipeline.training import (
     StepFunction,
     TrainingLoop,
     add_training_arguments,
     build_training_data,
     load_starting_weights,
-    start_progress,
+    prepare_run,
     start_run,
-    write_config,
 )
 
 
@@ -77,12 +76,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         scheduler = make_scheduler(args, optimizer)
         logger.info("Loss %s, optimizer %s", loss.extra_repr(), type(optimizer).__name__)
 
-        progress = start_progress(args, seed, steps_per_epoch, resume_state, model=model, optimizer=optimizer,
-                                  scheduler=scheduler, loss=loss)
-        write_config(args.out_dir, args)
-        # Under torchrun: DDP trains the model; the loss's discriminators and batch sums follow (no-ops otherwise).
-        trained_model = wrap_model(model, device)
-        replicate_loss(loss)
+        progress, trained_model = prepare_run(args, seed, steps_per_epoch, resume_state, model=model,
+                                              optimizer=optimizer, scheduler=scheduler, loss=loss, device=device)
 
         loop = TrainingLoop(
             model=model, step_function=make_step_function(trained_model, loss), loss=loss, optimizer=optimizer,

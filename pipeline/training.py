@@ -448,6 +448,29 @@ def start_progress(
     return progress
 
 
+def prepare_run(
+    args: argparse.Namespace,
+    seed: int,
+    steps_per_epoch: int,
+    resume_state: Optional[dict[str, Any]],
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    loss: nn.Module,
+    device: torch.device,
+) -> tuple[Progress, nn.Module]:
+    """Everything between building a run's objects and its loop: the progress (``start_progress``), the run's
+    config.json, and under torchrun DDP around ``model`` with the loss's discriminators and batch sums made ready
+    (no-ops in one process). Returns the progress and the model to train with (``model`` or its DDP wrapper)."""
+    progress = start_progress(args, seed, steps_per_epoch, resume_state, model=model, optimizer=optimizer,
+                              scheduler=scheduler, loss=loss)
+    write_config(args.out_dir, args)
+    trained_model = distributed.wrap_model(model, device)
+    distributed.replicate_loss(loss)
+    return progress, trained_model
+
+
 def _check_items_per_step(resume_state: dict[str, Any], batch_size: int, world_size: int) -> None:
     saved_world_size = resume_state["progress"].get("world_size", 1)
     saved_batch_size = resume_state["args"]["batch_size"]
