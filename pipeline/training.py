@@ -412,19 +412,11 @@ class Progress:
         return cls(**values)
 
 
-def start_progress(
-    args: argparse.Namespace,
-    seed: int,
-    steps_per_epoch: int,
-    resume_state: Optional[dict[str, Any]],
-    *,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    loss: nn.Module,
-) -> Progress:
+def _start_progress(args: argparse.Namespace, seed: int, steps_per_epoch: int,
+                    resume_state: Optional[dict[str, Any]], states: dict[str, Any]) -> Progress:
     """A new run's progress, or, with the ``last.pth`` contents of ``--resume``, the saved one after restoring every
-    state into the freshly built objects (warning about flags that changed since).
+    state into the freshly built objects ``states`` (``restore_last_checkpoint``'s keywords), warning about flags
+    that changed since.
 
     A run may resume with another number of processes when the items per step (processes x ``--batch_size``) stay
     the same: its steps then take the same items, and ``epoch_step`` locates the resumed step for any split.
@@ -437,7 +429,7 @@ def start_progress(
     for name, (before, now) in changed_arguments(resume_state["args"], args, ignored).items():
         logger.warning("--%s is %s in the resumed run, %s before", name, now, before)
     progress = Progress.from_dict(
-        restore_last_checkpoint(resume_state, model=model, optimizer=optimizer, scheduler=scheduler, loss=loss)
+        restore_last_checkpoint(resume_state, **states)
     )
     if progress.steps_per_epoch != steps_per_epoch:
         raise ValueError(
@@ -460,11 +452,11 @@ def prepare_run(
     loss: nn.Module,
     device: torch.device,
 ) -> tuple[Progress, nn.Module]:
-    """Everything between building a run's objects and its loop: the progress (``start_progress``), the run's
+    """Everything between building a run's objects and its loop: the progress (``_start_progress``), the run's
     config.json, and under torchrun DDP around ``model`` with the loss's discriminators and batch sums made ready
     (no-ops in one process). Returns the progress and the model to train with (``model`` or its DDP wrapper)."""
-    progress = start_progress(args, seed, steps_per_epoch, resume_state, model=model, optimizer=optimizer,
-                              scheduler=scheduler, loss=loss)
+    progress = _start_progress(args, seed, steps_per_epoch, resume_state,
+                               dict(model=model, optimizer=optimizer, scheduler=scheduler, loss=loss))
     write_config(args.out_dir, args)
     trained_model = distributed.wrap_model(model, device)
     distributed.replicate_loss(loss)
