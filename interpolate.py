@@ -39,7 +39,14 @@ from tqdm import tqdm
 
 import models
 from pipeline.evaluation import BASELINES, baseline_predictor
-from utility import add_model_arguments, load_checkpoint, select_device
+from pipeline.cli import (
+    add_checkpoint_arguments,
+    add_device_arguments,
+    add_model_arguments,
+    load_model,
+    select_device,
+    setup_logging,
+)
 from video.interpolation import (
     BOUNDARY_MODES,
     FACTORS,
@@ -74,10 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Frame-rate up-conversion of a video", formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--gpu_id", type=int, default=0, help="CUDA device index used when the device is a GPU")
     parser.add_argument("--net", type=str, default="STMFNet", choices=list(models.MODELS), help="network to run")
-    parser.add_argument("--checkpoint", type=str, default=DEFAULT_CHECKPOINT,
-                        help="trained weights, {'epoch', 'state_dict'} or a bare state dict")
     parser.add_argument("--input", "--yuv_path", dest="input", type=str, required=True,
                         help="video file, raw .yuv file or folder of numbered PNG/JPEG frames "
                              "(--yuv_path is the teacher script's name)")
@@ -97,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                         finetune_pwc_help="accepted for compatibility with the original; no effect here")
 
     new_options = parser.add_argument_group("options added by this reimplementation")
+    add_device_arguments(parser, new_options)
+    add_checkpoint_arguments(parser, new_options, DEFAULT_CHECKPOINT, "the frames are meaningless: timing only")
     new_options.add_argument("--output", type=str, default=None,
                              help="output video (container from the suffix) or, without a suffix, PNG folder")
     new_options.add_argument("--factor", type=int, default=2, choices=FACTORS, help="frame-rate multiplier")
@@ -108,10 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
                                   "copy the end frames into the first and last gaps, as interpolate_yuv.py did")
     new_options.add_argument("--baseline", choices=BASELINES, default=None,
                              help="no network: 'average' of the two centre frames or 'repeat' of the earlier one")
-    new_options.add_argument("--allow_random", action="store_true",
-                             help="run random weights when the default checkpoint is missing (timing only)")
-    new_options.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                             help="auto takes the GPU --gpu_id when there is one, else the CPU")
     new_options.add_argument("--fp16", action="store_true", help="half-precision autocast (CUDA only)")
     new_options.add_argument("--pix_fmt", choices=CHROMA_FORMATS, default=None,
                              help="chroma format of a .yuv input; default 444 if the name has '444', else 420")
@@ -134,16 +136,6 @@ def build_parser() -> argparse.ArgumentParser:
     new_options.add_argument("--no_audio", action="store_true", help="do not copy the input's audio")
     new_options.add_argument("--overwrite", action="store_true", help="replace an existing output")
     return parser
-
-
-def setup_console_logging() -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
 
 
 def format_rate(rate: Fraction) -> str:
@@ -177,19 +169,12 @@ def build_interpolator(args: argparse.Namespace, device: torch.device) -> Interp
     if args.baseline is not None:
         interpolate = baseline_predictor(args.baseline)
     else:
-        model = models.get_model_class(args.net)(args)
-        checkpoint = Path(args.checkpoint)
-        if checkpoint.is_file():
-            load_checkpoint(model, checkpoint)
-            logger.info("loaded %s weights from %s", args.net, checkpoint)
-        elif args.allow_random and args.checkpoint == DEFAULT_CHECKPOINT:
+        loaded = load_model(args, device, DEFAULT_CHECKPOINT)
+        if loaded.checkpoint is None:
             logger.warning("%s has RANDOM weights (--allow_random): the frames are meaningless", args.net)
         else:
-            raise FileNotFoundError(
-                f"checkpoint {checkpoint} not found; pass --checkpoint PATH, or --baseline average for a "
-                "model-free run"
-            )
-        interpolate = model_interpolator(model.to(device).eval(), fp16=args.fp16)
+            logger.info("loaded %s weights from %s", args.net, loaded.checkpoint)
+        interpolate = model_interpolator(loaded.model, fp16=args.fp16)
     if args.tile is not None:
         interpolate = tiled_interpolator(interpolate, args.tile, args.overlap, args.batch_size or 1)
     return interpolate
@@ -206,7 +191,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, object]:
     """Run the conversion; returns the summary that is logged. Start-up problems exit with a message."""
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
-    setup_console_logging()
+    setup_logging()
 
     # Everything that can fail is checked before the output is opened: arguments, device, input, output, model.
     try:

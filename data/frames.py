@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import re
-from os import PathLike
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
 
-PathType = Union[str, PathLike]
+from common.files import PathType
 
 
 def image_to_tensor(image: Image.Image) -> Tensor:

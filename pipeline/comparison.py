@@ -13,7 +13,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from data.frames import PathType
+from common.files import PathType
 from metrics import quantize
 
 PANEL_LABELS = ("I1", "I2", "output", "ground truth")

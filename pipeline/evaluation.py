@@ -25,7 +25,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from data import QuintupletTestSet
-from data.frames import PathType
+from common.files import PathType
 from metrics import LPIPS, calc_psnr, calc_ssim, quantize
 from pipeline.comparison import save_comparison_grid
 

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from data import Vimeo90k_quintuplet
 from metrics import calc_psnr, calc_ssim
 from pipeline import distributed
-from utility import PathType
+from common.files import PathType
 
 # Seed of the fixed validation crops (any value works; it only has to stay the same between epochs).
 VALIDATION_CROP_SEED = 0

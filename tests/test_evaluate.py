@@ -21,6 +21,7 @@ from conftest import restored_root_logging
 from data.make_sample import DEFAULT_VIDEO, build_sample
 from metrics import calc_psnr
 from models import student_STMFNet
+from pipeline import cli
 from pipeline.evaluation import ItemResult, results_text, summarize
 
 UCF = "Ucf101_quintuplet"
@@ -214,10 +215,10 @@ def test_refuses_random_weights_without_allow_random(sample_dir, tmp_path, monke
     assert not (tmp_path / "out").exists()
 
     args = evaluate.build_parser().parse_args(["--data_dir", str(sample_dir), "--allow_random"])
-    assert evaluate.resolve_checkpoint(args) is None
+    assert cli.resolve_checkpoint(args, evaluate.DEFAULT_CHECKPOINT) is None
     typo = evaluate.build_parser().parse_args(["--data_dir", ".", "--allow_random", "--checkpoint", "typo.pth"])
     with pytest.raises(FileNotFoundError, match="typo.pth not found"):
-        evaluate.resolve_checkpoint(typo)
+        cli.resolve_checkpoint(typo, evaluate.DEFAULT_CHECKPOINT)
 
 
 def test_lpips_without_weights_fails_before_any_frame(sample_dir, tmp_path, monkeypatch, capsys):

@@ -19,9 +19,9 @@ import train
 from models import get_model_class
 from pipeline.checkpoints import last_checkpoint_path, restore_rng_states, rng_states, save_last_checkpoint
 from pipeline.sparsity import overall_density
-from pipeline.training import EpochSampler, SeededItems, build_training_set
+from data import EpochSampler, SeededItems, build_training_set
 from tiny_dataset import PATCH, write_tiny_dataset
-from utility import load_checkpoint
+from models.checkpoint import load_checkpoint
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):

@@ -12,13 +12,14 @@ import os
 import shutil
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Optional, Self, Union
+from typing import Iterator, Optional, Self
 
 import av
 import numpy as np
 from PIL import Image
 
-PathType = Union[str, Path]
+from common.files import PathType
+
 DEFAULT_CODEC = "libx264"
 # libx264rgb encodes RGB planes directly; at crf 0 the decoded frames equal the input bit for bit.
 LOSSLESS_CODEC = "libx264rgb"
