@@ -93,6 +93,7 @@ def exit_message(capsys, excinfo):
     return capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_student_is_evaluated_in_eval_mode_with_the_checkpoint_weights(student_run, checkpoint):
     _, _, model = student_run
     assert isinstance(model, student_STMFNet) and not any(module.training for module in model.modules())
@@ -100,6 +101,7 @@ def test_student_is_evaluated_in_eval_mode_with_the_checkpoint_weights(student_r
     assert all(torch.equal(value, saved[key]) for key, value in model.state_dict().items())
 
 
+@pytest.mark.slow
 def test_student_run_writes_one_png_per_item(student_run, student_data_dir):
     record, result_dir, _ = student_run
     test_set = data.build_test_set(UCF, student_data_dir)
@@ -109,6 +111,7 @@ def test_student_run_writes_one_png_per_item(student_run, student_data_dir):
         assert load_rgb(result_dir / name).shape == (256, 256, 3)
 
 
+@pytest.mark.slow
 def test_saved_outputs_are_what_was_scored(student_run, student_data_dir):
     record, result_dir, _ = student_run
     test_set = data.build_test_set(UCF, student_data_dir)
@@ -120,6 +123,7 @@ def test_saved_outputs_are_what_was_scored(student_run, student_data_dir):
         assert rescored == pytest.approx(item["scores"]["PSNR"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_student_results_txt_has_the_original_format(student_run):
     record, result_dir, _ = student_run
     lines = (result_dir / "results.txt").read_text().splitlines()
@@ -132,6 +136,7 @@ def test_student_results_txt_has_the_original_format(student_run):
     assert float(matches[-1]["psnr"]) == round(record["mean"]["PSNR"], 3)
 
 
+@pytest.mark.slow
 def test_student_results_json_records_scores_model_and_provenance(student_run, checkpoint):
     record, result_dir, _ = student_run
     on_disk = json.loads((result_dir / "results.json").read_text())
@@ -151,6 +156,7 @@ def test_student_results_json_records_scores_model_and_provenance(student_run, c
     assert (result_dir / "log.txt").read_text().count("Average") >= 1
 
 
+@pytest.mark.slow
 def test_save_grid_writes_five_panels_per_item(student_run):
     _, result_dir, _ = student_run
     grids = sorted(path.name for path in (result_dir / "grids").iterdir())
