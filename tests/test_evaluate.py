@@ -18,6 +18,7 @@ from PIL import Image
 import data
 import evaluate
 from conftest import restored_root_logging
+from image_kinds import KINDS, expected_rgb, write_kind
 from data.make_sample import DEFAULT_VIDEO, build_sample
 from metrics import calc_psnr
 from models import student_STMFNet
@@ -192,6 +193,23 @@ def test_average_baseline_outputs_the_mean_of_the_centre_inputs(sample_dir, tmp_
         assert np.abs(saved - (first + second) / 2).max() <= 0.5
         expected_psnr = 10 * np.log10(255**2 / np.mean((saved - target) ** 2))
         assert item["scores"]["PSNR"] == pytest.approx(expected_psnr, abs=1e-3)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_png_kind_is_scored_as_its_8_bit_rgb(tmp_path, kind):
+    """16-bit grey once scored 27 dB where 9 dB was right (clipped to white); every kind must score its RGB."""
+    rng = np.random.default_rng(2)
+    item = tmp_path / "data" / "ucf101" / "0"
+    item.mkdir(parents=True)
+    frames = {}
+    for name in ("frame0", "frame1", "framet", "frame2", "frame3"):
+        frames[name] = rng.integers(0, 60, (16, 16, 3)).astype(np.uint8) * 4 + 15  # few colours: palettes hold them
+        write_kind(item / f"{name}.png", frames[name], kind)
+    record = run_baseline("repeat", UCF, tmp_path / "data", tmp_path / "out")
+    prediction, target = (expected_rgb(frames[name], kind).astype(np.float64) for name in ("frame1", "framet"))
+    np.testing.assert_array_equal(load_rgb(tmp_path / "out" / UCF / "0" / "output.png"), prediction)
+    expected_psnr = 10 * np.log10(255**2 / np.mean((prediction - target) ** 2))
+    assert record["items"][0]["scores"]["PSNR"] == pytest.approx(expected_psnr, abs=1e-3)
 
 
 def test_refuses_to_replace_earlier_results_without_overwrite(sample_dir, tmp_path, capsys):
