@@ -1,16 +1,10 @@
 """Phase 2 of ST-MFNet Mini: distil the student from the frozen, trained teacher.
 
-    python distill.py --student student_STMFNet --teacher STMFNet --distill_loss_fn "1*Lap" \
-        --student_loss_fn "1*Lap" --alpha 0.1 --data_dir <dir> --out_dir ./distill_results --optimizer ADAMax
+    python distill.py --teacher_dir stmfnet.pth --data_dir <dir> --distill_loss_fn 1*Lap --alpha 0.1
 
-The loss is ``alpha * student_loss(student, ground truth) + distill_loss(student, teacher)``. The teacher comes
-from ``--teacher_dir`` and runs in eval mode without gradients (the original ran it in training mode with
-autograd, which updated its batch-norm statistics and wasted memory). Flags and defaults are the original's plus
-those listed in train.py; the outputs too, without the compression report.
-
-On several GPUs or machines: ``torchrun --nproc_per_node N distill.py ...``; the student trains under
-DistributedDataParallel and every process holds its own copy of the frozen teacher (it has nothing to
-synchronise). ``--batch_size`` is then per process and only rank 0 writes.
+The loss is ``alpha * student_loss(student, ground truth) + distill_loss(student, teacher)``; the teacher from
+``--teacher_dir`` runs in eval mode without gradients. Flags, outputs and torchrun use are those of train.py
+without the compression report; under torchrun every process holds its own copy of the frozen teacher.
 """
 from __future__ import annotations
 

@@ -24,6 +24,8 @@ import torch
 
 import data
 import models
+from common.files import atomic_write_text, file_sha256
+from pipeline import cli
 from pipeline.evaluation import (
     BASELINES,
     METRIC_NAMES,
@@ -33,15 +35,6 @@ from pipeline.evaluation import (
     build_metrics,
     evaluate,
     results_text,
-)
-from common.files import atomic_write_text, file_sha256
-from pipeline.cli import (
-    add_checkpoint_arguments,
-    add_device_arguments,
-    add_model_arguments,
-    load_model,
-    select_device,
-    setup_logging,
 )
 
 DEFAULT_CHECKPOINT = "./models/stmfnet_mini.pth"  # the original's default
@@ -67,12 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out_dir", type=str, default="eval_results",
                         help="results go to <out_dir>/<dataset>/ (the original's default was 'tests')")
 
-    add_model_arguments(parser, finetune_pwc=False,
+    cli.add_model_arguments(parser, finetune_pwc=False,
                         finetune_pwc_help="accepted for compatibility with the original; no effect on evaluation")
 
     new_options = parser.add_argument_group("options added by this reimplementation")
-    add_device_arguments(parser, new_options)
-    add_checkpoint_arguments(parser, new_options, DEFAULT_CHECKPOINT, "the scores are meaningless: smoke tests only")
+    cli.add_device_arguments(parser, new_options)
+    cli.add_checkpoint_arguments(parser, new_options, DEFAULT_CHECKPOINT,
+                                 random_use="the scores are meaningless: smoke tests only")
     new_options.add_argument("--baseline", choices=BASELINES, default=None,
                              help="evaluate a trivial baseline instead of --net: 'average' of the two centre "
                                   "inputs, or 'repeat' of the earlier one; no checkpoint needed")
@@ -88,7 +82,7 @@ def build_predictor(args: argparse.Namespace, device: torch.device) -> tuple[Pre
     record: dict[str, Any] = {"checkpoint": None, "checkpoint_sha256": None, "checkpoint_epoch": None}
     if args.baseline is not None:
         return baseline_predictor(args.baseline), {"model": f"baseline_{args.baseline}", **record}
-    loaded = load_model(args, device, DEFAULT_CHECKPOINT)
+    loaded = cli.load_model(args, device, DEFAULT_CHECKPOINT)
     record.update(model=args.net, random_weights=loaded.checkpoint is None)
     if loaded.checkpoint is not None:
         record.update(
@@ -161,14 +155,14 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         )
     # Everything that can fail is set up before the first frame: device, metrics (LPIPS weights), data, model.
     try:
-        device = select_device(args.device, args.gpu_id)
+        device = cli.select_device(args.device, args.gpu_id)
         metrics = build_metrics(args.metrics, device)
         test_set = data.build_test_set(args.dataset, args.data_dir)
         predict, predictor_record = build_predictor(args, device)
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
 
-    setup_logging(dataset_dir, "log.txt")
+    cli.setup_logging(dataset_dir, "log.txt")
     if args.baseline is not None and args.checkpoint != DEFAULT_CHECKPOINT:
         logger.info("--baseline %s given: --net and --checkpoint are ignored", args.baseline)
     if predictor_record.get("random_weights"):

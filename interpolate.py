@@ -38,15 +38,8 @@ import torch
 from tqdm import tqdm
 
 import models
+from pipeline import cli
 from pipeline.evaluation import BASELINES, baseline_predictor
-from pipeline.cli import (
-    add_checkpoint_arguments,
-    add_device_arguments,
-    add_model_arguments,
-    load_model,
-    select_device,
-    setup_logging,
-)
 from video.interpolation import (
     BOUNDARY_MODES,
     FACTORS,
@@ -97,12 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out_dir", type=str, default=".",
                         help="folder for the output when --output is not given")
 
-    add_model_arguments(parser, finetune_pwc=False,
+    cli.add_model_arguments(parser, finetune_pwc=False,
                         finetune_pwc_help="accepted for compatibility with the original; no effect here")
 
     new_options = parser.add_argument_group("options added by this reimplementation")
-    add_device_arguments(parser, new_options)
-    add_checkpoint_arguments(parser, new_options, DEFAULT_CHECKPOINT, "the frames are meaningless: timing only")
+    cli.add_device_arguments(parser, new_options)
+    cli.add_checkpoint_arguments(parser, new_options, DEFAULT_CHECKPOINT,
+                                 random_use="the frames are meaningless: timing only")
     new_options.add_argument("--output", type=str, default=None,
                              help="output video (container from the suffix) or, without a suffix, PNG folder")
     new_options.add_argument("--factor", type=int, default=2, choices=FACTORS, help="frame-rate multiplier")
@@ -169,7 +163,7 @@ def build_interpolator(args: argparse.Namespace, device: torch.device) -> Interp
     if args.baseline is not None:
         interpolate = baseline_predictor(args.baseline)
     else:
-        loaded = load_model(args, device, DEFAULT_CHECKPOINT)
+        loaded = cli.load_model(args, device, DEFAULT_CHECKPOINT)
         if loaded.checkpoint is None:
             logger.warning("%s has RANDOM weights (--allow_random): the frames are meaningless", args.net)
         else:
@@ -191,7 +185,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, object]:
     """Run the conversion; returns the summary that is logged. Start-up problems exit with a message."""
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
-    setup_logging()
+    cli.setup_logging()
 
     # Everything that can fail is checked before the output is opened: arguments, device, input, output, model.
     try:
@@ -200,7 +194,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, object]:
             check_tiling(args.tile, args.overlap)
         if args.max_frames is not None and args.max_frames < 2:
             raise ValueError(f"--max_frames must be at least 2, got {args.max_frames}")
-        device = select_device(args.device, args.gpu_id)
+        device = cli.select_device(args.device, args.gpu_id)
         if args.fp16 and device.type != "cuda":
             raise ValueError(f"--fp16 needs a CUDA device, but the device is {device}; drop --fp16 on the CPU")
         input_rate = Fraction(args.input_fps).limit_denominator(1001) if args.input_fps else None

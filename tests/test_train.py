@@ -18,7 +18,7 @@ import losses
 import train
 from models import get_model_class
 from pipeline.checkpoints import last_checkpoint_path, restore_rng_states, rng_states, save_last_checkpoint
-from pipeline.sparsity import overall_density
+from pipeline.sparsity import append_density, overall_density
 from data import EpochSampler, SeededItems, build_training_set
 from tiny_dataset import PATCH, write_tiny_dataset
 from models.checkpoint import load_checkpoint
@@ -290,3 +290,9 @@ def test_pwc_weights_flag_reaches_the_model_config(data_dir, tmp_path):
     args = train.build_parser().parse_args(["--data_dir", str(data_dir), "--pwc_weights", "network-default.pytorch"])
     assert ModelConfig.from_args(args).pwc_weights == "network-default.pytorch"
     assert ModelConfig.from_args(train.build_parser().parse_args(["--data_dir", str(data_dir)])).pwc_weights is None
+
+
+def test_density_file_has_the_original_format(tmp_path):
+    append_density(tmp_path, 0.75, 31.5)
+    append_density(tmp_path, 0.5, 32.25)
+    assert (tmp_path / "density results.txt").read_text() == "0.75,31.5,\n0.5,32.25,\n"
