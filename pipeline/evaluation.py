@@ -25,13 +25,19 @@ from torch import Tensor
 from tqdm import tqdm
 
 from data import QuintupletTestSet
-from data.frames import PathType
+from data.frames import PathType, load_frame
 from metrics import LPIPS, calc_psnr, calc_ssim, quantize
+from metrics.quality import SSIM_WINDOW_SIZE
 from pipeline.comparison import save_comparison_grid
+from pipeline.failures import ScriptError
+from utility import atomic_save_image
 
 logger = logging.getLogger(__name__)
 
 METRIC_NAMES = ("PSNR", "SSIM", "LPIPS")
+# The smallest frame side each metric can score: SSIM's window; LPIPS's AlexNet trunk (an 11x11 stride-4 convolution
+# and a 3x3 stride-2 max pool must leave at least 3x3 for the second max pool: 31 pixels).
+MIN_FRAME_SIDE = {"PSNR": 1, "SSIM": SSIM_WINDOW_SIZE, "LPIPS": 31}
 BASELINES = ("average", "repeat")
 GRID_FOLDER = "grids"
 
@@ -138,11 +144,69 @@ def results_text(summary: EvaluationSummary) -> str:
 
 
 def save_frame(frame: Tensor, path: PathType) -> None:
-    """A (3, H, W) frame in [0, 1] as an 8-bit PNG, rounded exactly as the metrics round it."""
+    """A (3, H, W) frame in [0, 1] as an 8-bit PNG, rounded exactly as the metrics round it; written atomically."""
     pixels = quantize(frame.detach().float()).byte().permute(1, 2, 0).cpu().numpy()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(pixels)).save(path)
+    atomic_save_image(Image.fromarray(np.ascontiguousarray(pixels)), path)
+
+
+def output_files(test_set: QuintupletTestSet, save_grid: bool) -> list[str]:
+    """The frames (and grids) :func:`evaluate` writes, relative to its ``output_dir``."""
+    files = [item.output_file for item in test_set.items]
+    if save_grid:
+        files += [f"{GRID_FOLDER}/{item.name}.png" for item in test_set.items]
+    return files
+
+
+def _image_size(path: Path, item_name: str) -> tuple[int, int]:
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, SyntaxError) as error:  # PIL reports some damaged PNG chunks as SyntaxError
+        raise ScriptError(f"{path} (item {item_name}) is not a readable image ({error}); replace or remove it")
+
+
+def check_frames(test_set: QuintupletTestSet, metric_names: list[str]) -> None:
+    """Before any frame is interpolated, refuse items whose files are not images, whose frames differ in size, or
+    whose frames are smaller than a metric can score (reads only the image headers)."""
+    min_side = max(MIN_FRAME_SIDE[name] for name in metric_names)
+    sizes: dict[Path, tuple[int, int]] = {}
+    for item in test_set.items:
+        for path in item.frame_paths:
+            if path not in sizes:
+                sizes[path] = _image_size(path, item.name)
+        item_sizes = {sizes[path] for path in item.frame_paths}
+        if len(item_sizes) > 1:
+            listing = ", ".join(f"{path.name} {width}x{height}" for path in item.frame_paths
+                                for width, height in [sizes[path]])
+            raise ScriptError(f"item {item.name}: its frames differ in size ({listing}); every frame of an item "
+                              f"must have one size")
+        width, height = sizes[item.frame_paths[0]]
+        if item.half_crop:
+            width, height = width // 2, height // 2
+        if min(width, height) < min_side:
+            limiting = max(metric_names, key=lambda name: MIN_FRAME_SIDE[name])
+            raise ScriptError(f"item {item.name}: frames of {width}x{height} are too small for {limiting} (at least "
+                              f"{min_side}x{min_side}); use larger frames or leave {limiting} out of --metrics")
+
+
+def _load_item(test_set: QuintupletTestSet, index: int) -> list[Tensor]:
+    """The frames of item ``index``; a frame that cannot be decoded (e.g. a truncated file) is named."""
+    try:
+        frames, _ = test_set[index]
+        return frames
+    except (OSError, ValueError, SyntaxError) as error:
+        item = test_set.items[index]
+        culprit = next((path for path in item.frame_paths if not _decodes(path)), None)
+        where = f"{culprit} (item {item.name})" if culprit is not None else f"a frame of item {item.name}"
+        raise ScriptError(f"{where} cannot be read ({error}); replace or remove it") from error
+
+
+def _decodes(path: Path) -> bool:
+    try:
+        load_frame(path)
+    except (OSError, ValueError, SyntaxError):
+        return False
+    return True
 
 
 def _predict_timed(predict: Predictor, inputs: list[Tensor], device: torch.device) -> tuple[Tensor, float]:
@@ -178,12 +242,15 @@ def evaluate(
     with torch.inference_mode():
         for index in bar:
             item = test_set.items[index]
-            frames, _ = test_set[index]
-            frames = [frame.unsqueeze(0).to(device) for frame in frames]
+            frames = [frame.unsqueeze(0).to(device) for frame in _load_item(test_set, index)]
             target = frames[2]
             output, seconds = _predict_timed(predict, [frames[0], frames[1], frames[3], frames[4]], device)
             if output.shape != target.shape:
                 raise ValueError(f"{item.name}: prediction {tuple(output.shape)} vs target {tuple(target.shape)}")
+            non_finite = int((~torch.isfinite(output)).sum())
+            if non_finite:
+                logger.warning("%s: the output holds %d NaN or infinite values (broken weights or inputs); its "
+                               "scores are not numbers", item.name, non_finite)
             scores = {name: float(metric(target, output)[0]) for name, metric in metrics.items()}
             results.append(ItemResult(item.name, item.sequence, item.output_file, scores, seconds))
             logger.debug("%s: %s in %.3f s", item.name, scores, seconds)
