@@ -31,7 +31,7 @@ from optim import make_optimizer, make_scheduler
 __all__ = [
     "CharbonnierFunc", "add_model_arguments", "atomic_save", "atomic_save_image", "atomic_write_text", "calc_psnr",
     "calc_ssim", "file_sha256", "gaussian_kernel", "load_checkpoint", "make_optimizer", "make_scheduler",
-    "moduleNormalize", "quantize", "remove_stale_temporaries", "select_device", "setup_logging",
+    "moduleNormalize", "non_finite_tensors", "quantize", "remove_stale_temporaries", "select_device", "setup_logging",
 ]
 
 PathType = Union[str, PathLike]
@@ -57,12 +57,21 @@ def _shape(value: Any) -> Any:
     return tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
 
 
+def non_finite_tensors(state_dict: dict[str, Any]) -> list[str]:
+    """Keys of the floating-point tensors in ``state_dict`` holding a NaN or an infinity."""
+    return [
+        key for key, value in state_dict.items()
+        if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all())
+    ]
+
+
 def load_checkpoint(model: nn.Module, path: PathType, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a checkpoint into ``model`` strictly and return the whole checkpoint (e.g. to read ``"epoch"``).
 
     Accepts the original training format ``{"epoch": ..., "state_dict": ...}`` or a bare state dict, with or
     without DataParallel's ``module.`` prefix. Keys and shapes are checked before anything is copied, so on a
-    mismatch the model is left untouched and a ``ValueError`` lists the missing, unexpected and misshaped keys.
+    mismatch the model is left untouched and a ``ValueError`` lists the missing, unexpected and misshaped keys;
+    so it is, with the tensors named, when a weight is NaN or infinite.
     """
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
@@ -93,6 +102,12 @@ def load_checkpoint(model: nn.Module, path: PathType, map_location: Any = "cpu")
         ]
         raise ValueError(
             f"checkpoint {path} does not match {type(model).__name__}; nothing was loaded. " + "; ".join(problems)
+        )
+    # A diverged run's weights would give black frames and NaN scores without any error: refuse them here.
+    non_finite = non_finite_tensors(state_dict)
+    if non_finite:
+        raise ValueError(
+            f"checkpoint {path} holds NaN or infinite weights; nothing was loaded. " + _listing("tensors", non_finite)
         )
     model.load_state_dict(state_dict, strict=True)
     return checkpoint

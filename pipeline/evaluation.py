@@ -25,7 +25,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from data import QuintupletTestSet
-from data.frames import PathType, load_frame
+from data.frames import PathType
 from metrics import LPIPS, calc_psnr, calc_ssim, quantize
 from metrics.quality import SSIM_WINDOW_SIZE
 from pipeline.comparison import save_comparison_grid
@@ -190,23 +190,12 @@ def check_frames(test_set: QuintupletTestSet, metric_names: list[str]) -> None:
 
 
 def _load_item(test_set: QuintupletTestSet, index: int) -> list[Tensor]:
-    """The frames of item ``index``; a frame that cannot be decoded (e.g. a truncated file) is named."""
+    """The frames of item ``index``; a frame that cannot be decoded (e.g. a truncated file) stops the run, named."""
     try:
         frames, _ = test_set[index]
-        return frames
-    except (OSError, ValueError, SyntaxError) as error:
-        item = test_set.items[index]
-        culprit = next((path for path in item.frame_paths if not _decodes(path)), None)
-        where = f"{culprit} (item {item.name})" if culprit is not None else f"a frame of item {item.name}"
-        raise ScriptError(f"{where} cannot be read ({error}); replace or remove it") from error
-
-
-def _decodes(path: Path) -> bool:
-    try:
-        load_frame(path)
-    except (OSError, ValueError, SyntaxError):
-        return False
-    return True
+    except (OSError, ValueError) as error:  # the frame reader names the file
+        raise ScriptError(f"item {test_set.items[index].name}: {error}; replace or remove that file") from error
+    return frames
 
 
 def _predict_timed(predict: Predictor, inputs: list[Tensor], device: torch.device) -> tuple[Tensor, float]:
