@@ -228,11 +228,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         raise ScriptError(str(error)) from error
     folder = OutputFolder(dataset_dir, "evaluate.py", "--out_dir",
                           [*output_files(test_set, args.save_grid), *RESULT_FILES, LOG_FILE])
-    folder.check(args.overwrite)
     inputs = {"--data_dir": [test_set.root, *{path.parent for item in test_set.items for path in item.frame_paths}]}
     if args.baseline is None:
         inputs["--checkpoint"] = [args.checkpoint]
     check_not_overlapping(dataset_dir, "--out_dir", inputs)
+    folder.check(args.overwrite)
     check_frames(test_set, list(metrics))
     try:
         predict, predictor_record = build_predictor(args, device)

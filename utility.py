@@ -220,15 +220,16 @@ def atomic_save_image(image: Image.Image, path: PathType, format: str = "PNG") -
     _atomic_write(path, lambda file: image.save(file, format=format))
 
 
-def remove_stale_temporaries(path: PathType) -> list[Path]:
-    """Delete the temporaries of ``path`` (see :func:`temporary_path`) that a killed process left behind, i.e. those
-    whose process no longer runs (or is this one, which is not writing ``path`` now); returns them."""
-    path = Path(path)
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)(\.[0-9a-f]+)?{re.escape(TEMPORARY_SUFFIX)}")
+def remove_stale_temporaries(folder: PathType) -> list[Path]:
+    """Delete the temporaries of atomic writes in ``folder`` (see :func:`temporary_path`) that a killed process left
+    behind: those whose process no longer runs, or is this one (which is not writing now). Returns them."""
+    folder = Path(folder)
+    # .<name>.<pid>.<8 hex digits>.tmp (or .<name>.<pid>.tmp, the form without the random part)
+    pattern = re.compile(rf"\..+?\.(\d+)(\.[0-9a-f]{{8}})?{re.escape(TEMPORARY_SUFFIX)}")
     removed = []
-    for candidate in path.parent.glob(f".{path.name}.*{TEMPORARY_SUFFIX}") if path.parent.is_dir() else ():
+    for candidate in sorted(folder.glob(f".*{TEMPORARY_SUFFIX}")) if folder.is_dir() else ():
         match = pattern.fullmatch(candidate.name)
-        if match and not _other_process_running(int(match[1])):
+        if match and candidate.is_file() and not _other_process_running(int(match[1])):
             candidate.unlink(missing_ok=True)
             removed.append(candidate)
     return removed

@@ -39,10 +39,11 @@ def describe_os_error(error: OSError) -> str:
     return f"{path}: {error.strerror}"
 
 
-def _log_to_files(message: str) -> None:
-    """Append ``message`` and the current traceback to the log files only (the console gets one line)."""
+def _log_to_files(message: str, handlers: list[logging.Handler]) -> None:
+    """Append ``message`` and the current traceback to the log files among ``handlers`` (the console gets one
+    line)."""
     record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, None, sys.exc_info())
-    for handler in logging.getLogger().handlers:
+    for handler in handlers:
         if isinstance(handler, logging.FileHandler):
             handler.handle(record)
 
@@ -50,25 +51,28 @@ def _log_to_files(message: str) -> None:
 @contextlib.contextmanager
 def reported_failures(program: str, debug: bool = False) -> Iterator[None]:
     """Turn the expected failures raised in the block into ``<program>: error: <one line>`` on stderr and
-    ``SystemExit``; with ``debug`` they propagate with their traceback."""
+    ``SystemExit``; with ``debug`` they propagate with their traceback. The message and traceback also go to the
+    log files set up inside the block (not to those of an earlier run in the same process)."""
+    earlier_handlers = list(logging.getLogger().handlers)
     try:
         yield
     except ScriptError as error:
         if debug:
             raise
-        _exit(program, str(error), BAD_INPUT_STATUS)
+        _exit(program, str(error), BAD_INPUT_STATUS, earlier_handlers)
     except OSError as error:
         if debug or error.errno not in _ENVIRONMENT_ERRNOS:
             raise
-        _exit(program, describe_os_error(error), ENVIRONMENT_STATUS)
+        _exit(program, describe_os_error(error), ENVIRONMENT_STATUS, earlier_handlers)
 
 
-def _exit(program: str, message: str, status: int) -> None:
+def _exit(program: str, message: str, status: int, earlier_handlers: list[logging.Handler]) -> None:
     line = " ".join(message.split("\n"))
+    handlers = [handler for handler in logging.getLogger().handlers if handler not in earlier_handlers]
     # Logging must not print its own traceback if the log file is on the full disk.
     raise_exceptions, logging.raiseExceptions = logging.raiseExceptions, False
     try:
-        _log_to_files(line)
+        _log_to_files(line, handlers)
     finally:
         logging.raiseExceptions = raise_exceptions
     print(f"{program}: error: {line}", file=sys.stderr)

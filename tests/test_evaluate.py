@@ -9,6 +9,8 @@ import hashlib
 import json
 import math
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -17,12 +19,13 @@ from PIL import Image
 
 import data
 import evaluate
-from conftest import restored_root_logging
+from conftest import disk_filling_after, restored_root_logging
 from image_kinds import KINDS, expected_rgb, write_kind
 from data.make_sample import DEFAULT_VIDEO, build_sample
 from metrics import calc_psnr
 from models import student_STMFNet
 from pipeline.evaluation import ItemResult, results_text, summarize
+from pipeline.output_folder import LOCK
 
 UCF = "Ucf101_quintuplet"
 DAVIS = "Davis90_quintuplet"
@@ -278,3 +281,116 @@ def test_summary_averages_per_sequence_first():
         "b               -- {'PSNR': 40.0}\n"
         "Average         -- {'PSNR': 32.5}\n"
     )
+
+
+def write_tiny_ucf(root, items=2, size=(16, 16)):
+    """ucf101/<k>/ with five random frames of ``size`` (W, H) each: fast runs of the baselines."""
+    generator = np.random.default_rng(0)
+    for item in range(items):
+        folder = root / "ucf101" / str(item)
+        folder.mkdir(parents=True)
+        for name in ("frame0", "frame1", "framet", "frame2", "frame3"):
+            pixels = generator.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"{name}.png")
+    return root
+
+
+def tree(root):
+    return {path.relative_to(root).as_posix(): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def test_non_finite_outputs_give_strict_json_and_a_grid(tmp_path, monkeypatch):
+    write_tiny_ucf(tmp_path / "data", size=(48, 48))
+
+    def nan_predictor(args, device):
+        return (lambda frame0, frame1, frame2, frame3: torch.full_like(frame1, float("nan"))), {
+            "model": "broken", "checkpoint": None, "checkpoint_sha256": None, "checkpoint_epoch": None}
+
+    monkeypatch.setattr(evaluate, "build_predictor", nan_predictor)
+    evaluate.main(["--data_dir", str(tmp_path / "data"), "--dataset", UCF, "--out_dir", str(tmp_path / "out"),
+                   "--device", "cpu", "--save_grid"])
+    text = (tmp_path / "out" / UCF / "results.json").read_text()
+    record = json.loads(text, parse_constant=lambda token: pytest.fail(f"bare {token} in results.json"))
+    assert record["mean"] == {"PSNR": None, "SSIM": None}
+    assert record["items"][0]["scores"] == {"PSNR": None, "SSIM": None}
+    assert record["non_finite_values"]["mean.PSNR"] == "nan"
+    assert record["non_finite_values"]["items[1].scores.SSIM"] == "nan"
+    assert "0: the output holds 6912 NaN or infinite values" in (tmp_path / "out" / UCF / "log.txt").read_text()
+    grid = load_rgb(tmp_path / "out" / UCF / "grids" / "0.png")
+    assert grid.shape == (48, 5 * 48, 3)
+    assert (grid[24:, 4 * 48:] == [252, 255, 164]).all()  # a NaN output is full-scale error (below the label)
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused_and_changes_nothing(tmp_path, capsys):
+    write_tiny_ucf(tmp_path / "data")
+    run_baseline("repeat", UCF, tmp_path / "data", tmp_path / "out")
+    before = tree(tmp_path / "out")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+         str(tmp_path / "out" / UCF / LOCK)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(SystemExit) as excinfo:
+            run_baseline("average", UCF, tmp_path / "data", tmp_path / "out", "--overwrite")
+    finally:
+        holder.kill()
+        holder.wait()
+    message = exit_message(capsys, excinfo)
+    assert "another evaluate.py run is writing to" in message and str(tmp_path / "out" / UCF) in message
+    assert tree(tmp_path / "out") == before
+
+
+def test_overwrite_leaves_a_folder_evaluate_did_not_write_alone(tmp_path, capsys):
+    write_tiny_ucf(tmp_path / "data")
+    mine = tmp_path / "out" / UCF
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("my notes")
+    with pytest.raises(SystemExit) as excinfo:
+        run_baseline("average", UCF, tmp_path / "data", tmp_path / "out", "--overwrite")
+    assert "not written by evaluate.py" in exit_message(capsys, excinfo)
+    assert tree(tmp_path / "out") == {f"{UCF}/notes.txt": b"my notes"}
+
+
+def test_overwrite_replaces_only_the_earlier_run_s_files(tmp_path):
+    write_tiny_ucf(tmp_path / "data")
+    run_baseline("repeat", UCF, tmp_path / "data", tmp_path / "out", "--save_grid")
+    (tmp_path / "out" / UCF / "notes.txt").write_text("my notes")
+    run_baseline("average", UCF, tmp_path / "data", tmp_path / "out", "--overwrite")
+    files = set(tree(tmp_path / "out" / UCF))
+    assert "grids/0.png" not in files  # the earlier run's grid would not match the new results
+    assert {"0/output.png", "1/output.png", "results.json", "results.txt", "log.txt", "notes.txt"} <= files
+
+
+def test_a_full_disk_mid_run_names_the_file_and_keeps_earlier_files(tmp_path, monkeypatch, capsys):
+    write_tiny_ucf(tmp_path / "data")
+    run_baseline("repeat", UCF, tmp_path / "data", tmp_path / "out")
+    first = tree(tmp_path / "out" / UCF)
+    with disk_filling_after(monkeypatch, 2000):  # room for the first 16x16 PNG (~850 bytes), not the second
+        with pytest.raises(SystemExit) as excinfo:
+            run_baseline("average", UCF, tmp_path / "data", tmp_path / "out", "--overwrite")
+    assert excinfo.value.code == 1
+    stderr = capsys.readouterr().err
+    message = stderr.strip().splitlines()[-1]  # after the progress bar
+    assert message.startswith(f"evaluate.py: error: no space left on {tmp_path / 'out' / UCF}/")
+    assert "Traceback" not in stderr
+    after = tree(tmp_path / "out" / UCF)
+    assert after["results.json"] == first["results.json"]  # the earlier results are intact
+    assert not [name for name in after if name.endswith(".tmp")]
+    assert "no space left on" in after["log.txt"].decode() and "Traceback" in after["log.txt"].decode()
+
+
+@pytest.mark.parametrize("layout, expected", [
+    ("mixed", "item 1: its frames differ in size"),
+    ("tiny", "item 0: frames of 1x1 are too small for SSIM"),
+])
+def test_frames_are_checked_before_anything_is_written(tmp_path, capsys, layout, expected):
+    write_tiny_ucf(tmp_path / "data", size=(1, 1) if layout == "tiny" else (16, 16))
+    if layout == "mixed":
+        Image.new("RGB", (20, 16)).save(tmp_path / "data" / "ucf101" / "1" / "frame2.png")
+    with pytest.raises(SystemExit) as excinfo:
+        run_baseline("average", UCF, tmp_path / "data", tmp_path / "out", "--metrics", "PSNR", "SSIM")
+    assert expected in exit_message(capsys, excinfo)
+    assert not (tmp_path / "out").exists()
