@@ -227,10 +227,14 @@ def check_arguments(args: argparse.Namespace) -> None:
     check_encoder_options(args.codec, args.crf, args.preset, args.lossless)
 
 
-def error_message(error: BaseException, output: Optional[Path]) -> str:
+class RunFailure(Exception):
+    """An expected failure after the output was opened (the input, the disk); its message is one line."""
+
+
+def error_message(error: BaseException, output: Optional[Path] = None) -> str:
     """One line for an expected failure: the file or flag, and what went wrong."""
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        where = Path(error.filename).parent if error.filename else (output.parent if output else "the disk")
+        where = output.resolve().parent if output else (Path(error.filename).parent if error.filename else "the disk")
         what = f"; {output} was not written and earlier files are untouched" if output else ""
         return f"no space left on {where}{what}"
     if isinstance(error, OSError) and error.filename and error.strerror:
@@ -245,18 +249,17 @@ def main(argv: Optional[list[str]] = None) -> dict[str, object]:
     setup_console_logging()
     try:
         return convert(args, parser)
-    except (OSError, ValueError, av.error.FFmpegError) as error:  # raised during the run, after start-up
+    except RunFailure as failure:
         if args.debug:
-            raise
-        print(f"{parser.prog}: error: {error_message(error, Path(args.output) if args.output else None)}",
-              file=sys.stderr)
+            raise failure.__cause__ from None
+        print(f"{parser.prog}: error: {failure}", file=sys.stderr)
         sys.exit(1)
 
 
 def start_up_error(parser: argparse.ArgumentParser, args: argparse.Namespace, error: BaseException) -> None:
     if args.debug:
         raise error
-    parser.error(error_message(error, None))
+    parser.error(error_message(error))
 
 
 def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, object]:
@@ -338,12 +341,15 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
     )
     tensors = (frame_to_tensor(frame, device) for frame in chain(head, frames))
     started = time.perf_counter()
-    with writer, tqdm(total=output_frame_count(input_count, args.factor) if input_count else None,
-                      unit="frame", desc="interpolating", dynamic_ncols=True) as progress:
-        for index, frame in enumerate(raise_frame_rate(tensors, interpolate, args.factor, args.boundary)):
-            pixels = np.rot90(tensor_to_frame(frame), turns) if turns else tensor_to_frame(frame)
-            writer.write(pixels, output_time(input_times, index, args.factor) if keep_times else None)
-            progress.update()
+    try:
+        with writer, tqdm(total=output_frame_count(input_count, args.factor) if input_count else None,
+                          unit="frame", desc="interpolating", dynamic_ncols=True) as progress:
+            for index, frame in enumerate(raise_frame_rate(tensors, interpolate, args.factor, args.boundary)):
+                pixels = np.rot90(tensor_to_frame(frame), turns) if turns else tensor_to_frame(frame)
+                writer.write(pixels, output_time(input_times, index, args.factor) if keep_times else None)
+                progress.update()
+    except (OSError, ValueError, av.error.FFmpegError) as error:  # the writer has removed its partial output
+        raise RunFailure(error_message(error, output)) from error
     elapsed = time.perf_counter() - started
 
     summary = {
