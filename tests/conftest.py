@@ -1,5 +1,8 @@
 """Shared fixtures: the golden reference data made from the original code (../shared/reference), and logging
-isolation for tests that run the scripts' main()."""
+isolation for tests that run the scripts' main().
+
+Without the reference data the golden tests are skipped on a developer's machine but fail under CI (``CI=true``),
+so a CI run can never pass without having compared against the original code."""
 import contextlib
 import logging
 import os
@@ -15,11 +18,22 @@ sys.path.insert(0, str(REPO_ROOT))
 REFERENCE_DIR = Path(os.environ.get("STMFNET_REFERENCE", REPO_ROOT.parent / "shared" / "reference"))
 
 
-def _load_reference(name: str):
-    path = REFERENCE_DIR / name
+def running_in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def require_reference(path: Path) -> Path:
+    """``path`` of the golden reference data; skips the test when it is missing, or fails it under CI."""
     if not path.exists():
-        pytest.skip(f"golden reference {path} not found (set STMFNET_REFERENCE)")
-    return torch.load(path, weights_only=True)
+        message = f"golden reference {path} not found (set STMFNET_REFERENCE)"
+        if running_in_ci():
+            pytest.fail(message + ": CI must compare against the original code's goldens")
+        pytest.skip(message)
+    return path
+
+
+def _load_reference(name: str):
+    return torch.load(require_reference(REFERENCE_DIR / name), weights_only=True)
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +54,7 @@ def model_goldens():
 @pytest.fixture(scope="session")
 def golden_weights():
     """The reference ``golden_weights`` module (deterministic weights from parameter names)."""
-    if not (REFERENCE_DIR / "golden_weights.py").exists():
-        pytest.skip(f"golden reference {REFERENCE_DIR} not found (set STMFNET_REFERENCE)")
+    require_reference(REFERENCE_DIR / "golden_weights.py")
     sys.path.insert(0, str(REFERENCE_DIR))
     import golden_weights
 

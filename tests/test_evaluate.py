@@ -18,6 +18,7 @@ from PIL import Image
 import data
 import evaluate
 from conftest import restored_root_logging
+from image_kinds import KINDS, expected_rgb, write_kind
 from data.make_sample import DEFAULT_VIDEO, build_sample
 from metrics import calc_psnr
 from models import student_STMFNet
@@ -93,6 +94,7 @@ def exit_message(capsys, excinfo):
     return capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_student_is_evaluated_in_eval_mode_with_the_checkpoint_weights(student_run, checkpoint):
     _, _, model = student_run
     assert isinstance(model, student_STMFNet) and not any(module.training for module in model.modules())
@@ -100,6 +102,7 @@ def test_student_is_evaluated_in_eval_mode_with_the_checkpoint_weights(student_r
     assert all(torch.equal(value, saved[key]) for key, value in model.state_dict().items())
 
 
+@pytest.mark.slow
 def test_student_run_writes_one_png_per_item(student_run, student_data_dir):
     record, result_dir, _ = student_run
     test_set = data.build_test_set(UCF, student_data_dir)
@@ -109,6 +112,7 @@ def test_student_run_writes_one_png_per_item(student_run, student_data_dir):
         assert load_rgb(result_dir / name).shape == (256, 256, 3)
 
 
+@pytest.mark.slow
 def test_saved_outputs_are_what_was_scored(student_run, student_data_dir):
     record, result_dir, _ = student_run
     test_set = data.build_test_set(UCF, student_data_dir)
@@ -120,6 +124,7 @@ def test_saved_outputs_are_what_was_scored(student_run, student_data_dir):
         assert rescored == pytest.approx(item["scores"]["PSNR"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_student_results_txt_has_the_original_format(student_run):
     record, result_dir, _ = student_run
     text = (result_dir / "results.txt").read_text()
@@ -133,6 +138,7 @@ def test_student_results_txt_has_the_original_format(student_run):
     assert float(matches[-1]["psnr"]) == round(record["mean"]["PSNR"], 3)
 
 
+@pytest.mark.slow
 def test_student_results_json_records_scores_model_and_provenance(student_run, checkpoint):
     record, result_dir, _ = student_run
     on_disk = json.loads((result_dir / "results.json").read_text())
@@ -152,6 +158,7 @@ def test_student_results_json_records_scores_model_and_provenance(student_run, c
     assert (result_dir / "log.txt").read_text().count("Average") >= 1
 
 
+@pytest.mark.slow
 def test_save_grid_writes_five_panels_per_item(student_run):
     _, result_dir, _ = student_run
     grids = sorted(path.name for path in (result_dir / "grids").iterdir())
@@ -194,6 +201,23 @@ def test_average_baseline_outputs_the_mean_of_the_centre_inputs(sample_dir, tmp_
         # saved as save_image does (half levels round up), scored on the metrics' 8-bit rounding (half to even)
         np.testing.assert_array_equal(saved, save_image_pixels(average))
         assert item["scores"]["PSNR"] == calc_psnr(frames[2][None], average[None]).item()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_png_kind_is_scored_as_its_8_bit_rgb(tmp_path, kind):
+    """16-bit grey once scored 27 dB where 9 dB was right (clipped to white); every kind must score its RGB."""
+    rng = np.random.default_rng(2)
+    item = tmp_path / "data" / "ucf101" / "0"
+    item.mkdir(parents=True)
+    frames = {}
+    for name in ("frame0", "frame1", "framet", "frame2", "frame3"):
+        frames[name] = rng.integers(0, 60, (16, 16, 3)).astype(np.uint8) * 4 + 15  # few colours: palettes hold them
+        write_kind(item / f"{name}.png", frames[name], kind)
+    record = run_baseline("repeat", UCF, tmp_path / "data", tmp_path / "out")
+    prediction, target = (expected_rgb(frames[name], kind).astype(np.float64) for name in ("frame1", "framet"))
+    np.testing.assert_array_equal(load_rgb(tmp_path / "out" / UCF / "0" / "output.png"), prediction)
+    expected_psnr = 10 * np.log10(255**2 / np.mean((prediction - target) ** 2))
+    assert record["items"][0]["scores"]["PSNR"] == pytest.approx(expected_psnr, abs=1e-3)
 
 
 def test_refuses_to_replace_earlier_results_without_overwrite(sample_dir, tmp_path, capsys):

@@ -16,6 +16,7 @@ import av
 import numpy as np
 from PIL import Image
 
+from data.frames import read_image_rgb
 from video.yuv import YUVFormat, format_from_name, frame_rate_from_name, split_planes, yuv_to_rgb
 
 PathType = Union[str, Path]
@@ -117,16 +118,6 @@ class YUVFileSource(FrameSource):
 def _frame_number(path: Path) -> tuple[int, str]:
     numbers = re.findall(r"\d+", path.stem)
     return (int(numbers[-1]) if numbers else -1, path.name)
-
-
-def read_image_rgb(path: PathType) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB; 16-bit greyscale is reduced to 8 bits, alpha is dropped."""
-    with Image.open(path) as image:
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-            grey = np.asarray(image, dtype=np.float64)
-            grey8 = np.clip(np.rint(grey / 257.0), 0, 255).astype(np.uint8)
-            return np.repeat(grey8[..., None], 3, axis=-1)
-        return np.asarray(image.convert("RGB"))
 
 
 class ImageFolderSource(FrameSource):
