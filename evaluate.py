@@ -4,9 +4,10 @@
         --dataset Ucf101_quintuplet
     python evaluate.py --baseline average --data_dir sample_data --dataset Davis90_quintuplet
 
-Writes under <out_dir>/<dataset>/: every interpolated frame as a PNG (the original's file names), results.txt in
-the original's format (one line per sequence, then Average), results.json (per-item and mean scores, runtime per
-frame, model, checkpoint SHA-256, device, versions) and log.txt; with --save_grid also grids/<item>.png.
+Writes under <out_dir>/<dataset>/: every interpolated frame as a PNG (the original's file names and rounding),
+results.txt byte for byte in the original's layout for that test set (pipeline/results_file.py), results.json (the
+complete record: per-item and mean scores, timings, model, checkpoint SHA-256, device, versions) and log.txt; with
+--save_grid also grids/<item>.png.
 Existing results are never replaced without --overwrite.
 """
 from __future__ import annotations
@@ -32,8 +33,8 @@ from pipeline.evaluation import (
     baseline_predictor,
     build_metrics,
     evaluate,
-    results_text,
 )
+from pipeline.results_file import results_text
 from utility import add_model_arguments, atomic_write_text, file_sha256, load_checkpoint, select_device, setup_logging
 
 DEFAULT_CHECKPOINT = "./models/stmfnet_mini.pth"  # the original's default
@@ -153,6 +154,7 @@ def results_record(
                 "output_file": item.output_file,
                 "scores": item.scores,
                 "runtime_s": item.seconds,
+                "load_s": item.load_seconds,
             }
             for item in summary.items
         ],
@@ -201,7 +203,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     summary = evaluate(test_set, predict, metrics, device, output_dir=dataset_dir, save_grid=args.save_grid)
 
     record = results_record(args, argv, test_set, summary, predictor_record, device)
-    text = results_text(summary)
+    text = results_text(summary, args.dataset)
     atomic_write_text(dataset_dir / "results.txt", text)
     atomic_write_text(dataset_dir / "results.json", json.dumps(record, indent=2) + "\n")
     logger.info("Results (%s):\n%s", record["averaging"], text.rstrip("\n"))

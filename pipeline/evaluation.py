@@ -7,8 +7,8 @@ through the same path so that every results table can carry them.
 
 Averaging (the original's semantics): the scores of the items of one sequence are averaged first, then the
 sequence means are averaged. For DAVIS and VFITex a sequence holds many windows; for UCF101 and SNU-FILM every
-item is its own sequence, so the set mean is the plain mean over items. ``results.txt`` has one line per sequence,
-then ``Average``.
+item is its own sequence, so the set mean is the plain mean over items. ``results.txt`` is written by
+``pipeline/results_file.py``.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from data import QuintupletTestSet
 from data.frames import PathType
-from metrics import LPIPS, calc_psnr, calc_ssim, quantize
+from metrics import LPIPS, calc_psnr, calc_ssim
 from pipeline.comparison import save_comparison_grid
 
 logger = logging.getLogger(__name__)
@@ -72,13 +72,15 @@ def build_metrics(names: list[str], device: torch.device) -> dict[str, Metric]:
 
 @dataclass
 class ItemResult:
-    """Scores of one interpolated frame and the time the predictor took for it."""
+    """Scores of one interpolated frame, the time the predictor took for it and the time its frames took to load
+    (read, decode, move to the device)."""
 
     name: str
     sequence: str
     output_file: str
     scores: dict[str, float]
     seconds: float
+    load_seconds: float = 0.0
 
 
 @dataclass
@@ -125,21 +127,16 @@ def summarize(items: list[ItemResult], metric_names: list[str]) -> EvaluationSum
     )
 
 
-def _result_line(label: str, scores: dict[str, float]) -> str:
-    # The original's line: name padded to 15, then the dict of scores rounded to 3 decimals.
-    return "{:<15s} -- {}".format(label, {name: round(value, 3) for name, value in scores.items()})
-
-
-def results_text(summary: EvaluationSummary) -> str:
-    """``results.txt`` in the original's format: one line per sequence, then the ``Average`` line."""
-    lines = [_result_line(sequence, scores) for sequence, scores in summary.sequences.items()]
-    lines.append(_result_line("Average", summary.mean))
-    return "\n".join(lines) + "\n"
+def save_image_pixels(frame: Tensor) -> np.ndarray:
+    """A (3, H, W) frame in [0, 1] as (H, W, 3) uint8 pixels exactly as the original's ``torchvision.utils.save_image``
+    made them: floor(x * 255 + 0.5), clamped to 0..255, in the frame's dtype. Ties round up, where the metrics'
+    ``quantize`` rounds them to even, so a saved pixel can be one level above the one that was scored."""
+    return frame.detach().mul(255).add(0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
 def save_frame(frame: Tensor, path: PathType) -> None:
-    """A (3, H, W) frame in [0, 1] as an 8-bit PNG, rounded exactly as the metrics round it."""
-    pixels = quantize(frame.detach().float()).byte().permute(1, 2, 0).cpu().numpy()
+    """A (3, H, W) frame in [0, 1] as an 8-bit PNG, as the original saved it (see :func:`save_image_pixels`)."""
+    pixels = save_image_pixels(frame)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.ascontiguousarray(pixels)).save(path)
@@ -178,14 +175,16 @@ def evaluate(
     with torch.inference_mode():
         for index in bar:
             item = test_set.items[index]
+            load_start = time.perf_counter()
             frames, _ = test_set[index]
             frames = [frame.unsqueeze(0).to(device) for frame in frames]
+            load_seconds = time.perf_counter() - load_start
             target = frames[2]
             output, seconds = _predict_timed(predict, [frames[0], frames[1], frames[3], frames[4]], device)
             if output.shape != target.shape:
                 raise ValueError(f"{item.name}: prediction {tuple(output.shape)} vs target {tuple(target.shape)}")
             scores = {name: float(metric(target, output)[0]) for name, metric in metrics.items()}
-            results.append(ItemResult(item.name, item.sequence, item.output_file, scores, seconds))
+            results.append(ItemResult(item.name, item.sequence, item.output_file, scores, seconds, load_seconds))
             logger.debug("%s: %s in %.3f s", item.name, scores, seconds)
 
             if output_dir is not None:
