@@ -4,9 +4,10 @@
         --dataset Ucf101_quintuplet
     python evaluate.py --baseline average --data_dir sample_data --dataset Davis90_quintuplet
 
-Writes under <out_dir>/<dataset>/: every interpolated frame as a PNG (the original's file names), results.txt in
-the original's format (one line per sequence, then Average), results.json (per-item and mean scores, runtime per
-frame, model, checkpoint SHA-256, device, versions) and log.txt; with --save_grid also grids/<item>.png.
+Writes under <out_dir>/<dataset>/: every interpolated frame as a PNG (the original's file names and rounding),
+results.txt byte for byte in the original's layout for that test set (pipeline/results_file.py), results.json (the
+complete record: per-item and mean scores, timings, model, checkpoint SHA-256, device, versions) and log.txt; with
+--save_grid also grids/<item>.png.
 Existing results are never replaced without --overwrite, and --overwrite only replaces what evaluate.py wrote
 (pipeline/output_folder.py); a second run into the same folder is refused while the first is running.
 """
@@ -36,10 +37,10 @@ from pipeline.evaluation import (
     check_frames,
     evaluate,
     output_files,
-    results_text,
 )
 from pipeline.failures import ScriptError, reported_failures
 from pipeline.output_folder import OutputFolder, check_not_overlapping, check_output_location
+from pipeline.results_file import results_text
 from utility import add_model_arguments, atomic_write_text, file_sha256, load_checkpoint, select_device, setup_logging
 
 DEFAULT_CHECKPOINT = "./models/stmfnet_mini.pth"  # the original's default
@@ -163,6 +164,7 @@ def results_record(
                 "output_file": item.output_file,
                 "scores": item.scores,
                 "runtime_s": item.seconds,
+                "load_s": item.load_seconds,
             }
             for item in summary.items
         ],
@@ -217,7 +219,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     dataset_dir = Path(args.out_dir) / args.dataset
-    check_output_location(dataset_dir, "--out_dir")
+    check_output_location(args.out_dir, "--out_dir")
     # Everything that can fail is checked before the first frame: output folder, device, metrics (LPIPS
     # weights), data, frame sizes, model.
     try:
@@ -254,7 +256,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         summary = evaluate(test_set, predict, metrics, device, output_dir=dataset_dir, save_grid=args.save_grid)
 
         record = results_record(args, argv, test_set, summary, predictor_record, device)
-        text = results_text(summary)
+        text = results_text(summary, args.dataset)
         atomic_write_text(dataset_dir / "results.txt", text)
         atomic_write_text(dataset_dir / "results.json", results_json(record))
         folder.finish()

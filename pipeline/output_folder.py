@@ -38,7 +38,8 @@ def check_output_location(path: PathType, flag: str) -> None:
         where = "is a file" if existing == path else f"lies under the file {existing}"
         raise ScriptError(f"{flag} {path} {where}; give a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ScriptError(f"{flag} {path}: {existing} is not writable; choose a writable folder")
+        where = "" if existing == path else f": {existing}"
+        raise ScriptError(f"{flag} {path}{where} is not writable; choose a writable folder")
 
 
 def check_not_overlapping(output: PathType, flag: str, inputs: dict[str, Iterable[PathType]]) -> None:
@@ -132,7 +133,7 @@ class OutputFolder:
             self._lock_file = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
             raise ScriptError(
-                f"{self.flag}: cannot create {error.filename or self.path}: {error.strerror}; "
+                f"{self.flag} {self.path}: cannot create {error.filename or self.path}: {error.strerror}; "
                 f"choose a writable folder"
             ) from error
         if not _try_lock(self._lock_file, exclusive=True):
