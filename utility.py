@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import math
 import os
 import sys
 from os import PathLike
@@ -32,7 +33,7 @@ from video.yuv import YUVFormat, split_planes, yuv_to_rgb
 __all__ = [
     "CharbonnierFunc", "FoldUnfold", "calc_lpips", "read_frame_yuv2rgb", "tensor2rgb", "add_model_arguments", "atomic_save", "atomic_write_text", "calc_psnr", "calc_ssim",
     "file_sha256", "gaussian_kernel", "load_checkpoint", "make_optimizer", "make_scheduler", "moduleNormalize",
-    "non_finite_tensors", "quantize", "select_device", "setup_logging",
+    "non_finite_tensors", "positive_float", "positive_int", "quantize", "select_device", "setup_logging",
 ]
 
 PathType = Union[str, PathLike]
@@ -183,6 +184,28 @@ def file_sha256(path: PathType) -> str:
     return digest.hexdigest()
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1 (argparse names the flag in its error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number above 0, e.g. a frame rate."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
 def add_model_arguments(parser: argparse.ArgumentParser, finetune_pwc: bool, finetune_pwc_help: str) -> None:
     """The original model flags (``--featc --featnet --featnorm --kernel_size --dilation --finetune_pwc``), defaults
     from :class:`models.stmfnet.ModelConfig`. ``--finetune_pwc`` is a ``store_true`` flag whose default differs
@@ -193,8 +216,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, finetune_pwc: bool, fin
                        help="feature extractor widths of the student (the teacher's are fixed)")
     group.add_argument("--featnet", type=str, default=defaults.featnet, help="feature extractor")
     group.add_argument("--featnorm", type=str, default=defaults.featnorm, help="feature extractor normalisation")
-    group.add_argument("--kernel_size", type=int, default=defaults.kernel_size, help="AdaCoF kernel size")
-    group.add_argument("--dilation", type=int, default=defaults.dilation, help="AdaCoF dilation")
+    group.add_argument("--kernel_size", type=positive_int, default=defaults.kernel_size, help="AdaCoF kernel size")
+    group.add_argument("--dilation", type=positive_int, default=defaults.dilation, help="AdaCoF dilation")
     group.add_argument("--finetune_pwc", dest="finetune_pwc", default=finetune_pwc, action="store_true",
                        help=finetune_pwc_help)
 
