@@ -1,8 +1,9 @@
 """Helpers shared by the scripts: checkpoint loading, and the original ``utility`` names.
 
 The original kept metrics, optimizer factories and frame helpers in one ``utility.py``; they now live in
-``metrics/``, ``optim/``, ``losses/`` and ``models/`` and are re-exported here so code written against the
-original names keeps working.
+``metrics/``, ``optim/``, ``losses/``, ``models/`` and ``video/`` and are re-exported here, or wrapped with the
+original's signatures at the end of this file (``tensor2rgb``, ``calc_lpips``, ``read_frame_yuv2rgb``), so code
+written against the original names keeps working.
 """
 from __future__ import annotations
 
@@ -18,22 +19,25 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Optional, Union
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
 from losses import CharbonnierFunc
-from metrics import calc_psnr, calc_ssim, quantize
+from metrics import LPIPS, calc_psnr, calc_ssim, find_alexnet_weights, quantize
 from models.scales import gaussian_kernel
 from models.stmfnet import ModelConfig
 from models.scales import normalize_frame as moduleNormalize
 from optim import make_optimizer, make_scheduler
+from video.fold_unfold import FoldUnfold
+from video.yuv import YUVFormat, split_planes, yuv_to_rgb
 
 __all__ = [
-    "CharbonnierFunc", "add_model_arguments", "atomic_save", "atomic_save_image", "atomic_write_text", "calc_psnr",
-    "calc_ssim", "file_sha256", "gaussian_kernel", "load_checkpoint", "make_optimizer", "make_scheduler",
-    "moduleNormalize", "non_finite_tensors", "positive_float", "positive_int", "quantize", "remove_stale_temporaries",
-    "select_device", "setup_logging",
+    "CharbonnierFunc", "FoldUnfold", "add_model_arguments", "atomic_save", "atomic_save_image", "atomic_write_text",
+    "calc_lpips", "calc_psnr", "calc_ssim", "file_sha256", "gaussian_kernel", "load_checkpoint", "make_optimizer",
+    "make_scheduler", "moduleNormalize", "non_finite_tensors", "positive_float", "positive_int", "quantize",
+    "read_frame_yuv2rgb", "remove_stale_temporaries", "select_device", "setup_logging", "tensor2rgb",
 ]
 
 PathType = Union[str, PathLike]
@@ -294,3 +298,42 @@ def add_model_arguments(parser: argparse.ArgumentParser, finetune_pwc: bool, fin
     group.add_argument("--dilation", type=positive_int, default=defaults.dilation, help="AdaCoF dilation")
     group.add_argument("--finetune_pwc", dest="finetune_pwc", default=finetune_pwc, action="store_true",
                        help=finetune_pwc_help)
+
+
+def tensor2rgb(tensor: torch.Tensor) -> np.ndarray:
+    """The original ``utility.tensor2rgb``: (B, 3, H, W) frames in [0, 1] -> (B, H, W, 3) uint8, rounded as the
+    metrics round (``quantize``)."""
+    return quantize(tensor.detach()).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+_lpips_metrics: dict[tuple[str, str], LPIPS] = {}
+
+
+def calc_lpips(gt: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """The original ``utility.calc_lpips``: LPIPS (AlexNet, v0.1) of the 8-bit rounded frames, shape (B, 1, 1, 1).
+
+    The metric is built once per device and weights file (the original rebuilt it on every call); the AlexNet
+    weights are looked up as :func:`metrics.find_alexnet_weights` describes.
+    """
+    key = (str(gt.device), str(find_alexnet_weights()))
+    if key not in _lpips_metrics:
+        _lpips_metrics[key] = LPIPS(key[1]).to(gt.device)
+    with torch.no_grad():
+        return _lpips_metrics[key](gt, out).view(-1, 1, 1, 1)
+
+
+def read_frame_yuv2rgb(
+    stream: BinaryIO, width: int, height: int, iFrame: int, bit_depth: int, pix_fmt: str = "420"
+) -> np.ndarray:
+    """The original ``utility.read_frame_yuv2rgb``: frame ``iFrame`` of an open raw planar YUV file as an (H, W, 3)
+    uint8 RGB image.
+
+    Decoded by :func:`video.yuv.yuv_to_rgb` (limited-range BT.601 for both chroma formats; the original converted
+    4:4:4 with OpenCV's full-range formula and truncated high bit depths). Bit depths 8, 10 and 16.
+    """
+    layout = YUVFormat(width, height, str(pix_fmt), bit_depth)
+    stream.seek(iFrame * layout.bytes_per_frame)
+    buffer = stream.read(layout.bytes_per_frame)
+    if len(buffer) != layout.bytes_per_frame:
+        raise ValueError(f"frame {iFrame} of a {layout} stream is beyond its end")
+    return yuv_to_rgb(*split_planes(buffer, layout), bit_depth=bit_depth)
