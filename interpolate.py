@@ -212,8 +212,8 @@ def build_interpolator(args: argparse.Namespace, device: torch.device) -> Interp
 def recorded(timed_frames: Iterable[tuple[np.ndarray, Optional[Fraction]]], times: list[Optional[Fraction]]
              ) -> Iterator[np.ndarray]:
     """The frames of (frame, time) pairs, appending each time to ``times`` as its frame is read."""
-    for frame, time in timed_frames:
-        times.append(time)
+    for frame, seconds in timed_frames:
+        times.append(seconds)
         yield frame
 
 
@@ -263,6 +263,7 @@ def start_up_error(parser: argparse.ArgumentParser, args: argparse.Namespace, er
 
 
 def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, object]:
+    """The run behind ``main``: start-up errors go through ``parser.error``, later ones raise ``RunFailure``."""
     # Everything that can fail is checked before the output is opened: arguments, device, input, output, model.
     try:
         check_arguments(args)
