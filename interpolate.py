@@ -13,6 +13,10 @@ PNG frames. Without --output the teacher script's name ``<seq>_<W>x<H>_<fps>fps_
 
 Frames: N input frames give factor * (N - 1) + 1 output frames (every gap gets factor - 1 new frames, originals at
 the positions that are multiples of factor; see video/interpolation.py for the windows and the boundary frames).
+Scene cuts and duplicate frames (video/scenes.py, on by default): a gap at a cut gets copies of the nearest
+original instead of a blend of two shots, no four-frame window reaches across a cut, and a pair of duplicate frames
+is copied without running the network (--scene_threshold, --static_threshold; 'off' disables either). The end
+summary (cuts, skipped pairs, time) goes to stderr and, with --report, to a JSON file.
 Rate: input rate x factor (the duration is kept: every original frame keeps its timestamp, and only the last frame
 is shown 1/factor as long), or the input rate with --keep_duration false (slow motion), or --out_fps. Inputs
 without a rate (folders, YUV names without ``<n>fps``) need --input_fps, else the output gets the original
@@ -24,7 +28,9 @@ under its name only once complete.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
 import time
 from fractions import Fraction
@@ -47,10 +53,11 @@ from video.interpolation import (
     frame_to_tensor,
     model_interpolator,
     output_frame_count,
-    raise_frame_rate,
+    raise_planned_frame_rate,
     tensor_to_frame,
 )
 from video.readers import FrameSource, open_source
+from video.scenes import DEFAULT_SCENE_THRESHOLD, DEFAULT_STATIC_THRESHOLD, GapCounts, plan_gaps
 from video.tiling import check_tiling, tiled_interpolator
 from video.writers import DEFAULT_CODEC, PNGFolderWriter, VideoWriter
 from video.yuv import BIT_DEPTHS, CHROMA_FORMATS, MATRICES
@@ -68,6 +75,18 @@ def parse_bool(text: str) -> bool:
     if text.lower() in ("false", "no", "0"):
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def threshold_or_off(text: str) -> Optional[float]:
+    if text.lower() == "off":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'off', got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 or 'off', got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
                              help="bit-exact RGB video: libx264rgb at crf 0 (not every player shows it)")
     new_options.add_argument("--no_audio", action="store_true", help="do not copy the input's audio")
     new_options.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    new_options.add_argument("--scene_threshold", type=threshold_or_off, default=DEFAULT_SCENE_THRESHOLD,
+                             help="scene-cut score above which a gap is a cut: its frames are copies of the "
+                                  "nearest original and no window crosses it (see docs/video.md); 'off' disables")
+    new_options.add_argument("--static_threshold", type=threshold_or_off, default=DEFAULT_STATIC_THRESHOLD,
+                             help="pairs whose 16x16 blocks differ by at most this many 8-bit levels are "
+                                  "duplicates: copied, the network skipped; 'off' disables")
+    new_options.add_argument("--report", type=str, default=None,
+                             help="also write the end summary (frames, cuts, skipped pairs, time) to this JSON file")
     return parser
 
 
@@ -195,6 +222,31 @@ def build_interpolator(args: argparse.Namespace, device: torch.device) -> Interp
     return interpolate
 
 
+def counting(interpolate: Interpolator, counter: list[int]) -> Interpolator:
+    """``interpolate``, adding one to ``counter[0]`` per call (the summary's synthesised frames)."""
+    def run(*frames: torch.Tensor) -> torch.Tensor:
+        counter[0] += 1
+        return interpolate(*frames)
+
+    return run
+
+
+def check_report_path(report: Path, output: Path, overwrite: bool) -> None:
+    if report.resolve() == output.resolve():
+        raise ValueError(f"--report {report} is the output")
+    if report.exists() and not overwrite:
+        raise FileExistsError(f"{report} exists; pass --overwrite to replace it")
+    if report.is_dir() or not report.parent.is_dir():
+        raise ValueError(f"--report {report}: not a file in an existing folder")
+
+
+def write_report(report: Path, summary: dict[str, object]) -> None:
+    """The summary as JSON, written beside the target and renamed into place (never half-written)."""
+    partial = report.with_name(f".{report.name}.partial")
+    partial.write_text(json.dumps(summary, indent=2) + "\n")
+    os.replace(partial, report)
+
+
 def counted(frames: Iterable[np.ndarray], counter: list[int]) -> Iterator[np.ndarray]:
     """``frames``, adding one to ``counter[0]`` per frame (the summary's frames-in)."""
     for frame in frames:
@@ -229,6 +281,8 @@ def main(argv: Optional[list[str]] = None) -> dict[str, object]:
             raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
         if is_video and output.is_dir():
             raise ValueError(f"{output} is a folder; a video output needs a file name")
+        if args.report is not None:
+            check_report_path(Path(args.report), output, args.overwrite)
         frames = iter(source)
         if args.max_frames is not None:
             frames = islice(frames, args.max_frames)
@@ -267,25 +321,42 @@ def main(argv: Optional[list[str]] = None) -> dict[str, object]:
         args.factor, output, format_rate(rate), model_name(args), device,
         f", tiles {args.tile} overlap {args.overlap}" if args.tile else "",
     )
-    frames_read = [0]
+    frames_read, synthesised, gaps = [0], [0], GapCounts()
     tensors = (frame_to_tensor(frame, device) for frame in counted(chain(head, frames), frames_read))
+    planned = plan_gaps(tensors, args.scene_threshold, args.static_threshold, gaps, info.frame_rate)
     started = time.perf_counter()
     with writer, tqdm(total=output_frame_count(input_count, args.factor) if input_count else None,
                       unit="frame", desc="interpolating", dynamic_ncols=True) as progress:
-        for frame in raise_frame_rate(tensors, interpolate, args.factor, args.boundary):
+        for frame in raise_planned_frame_rate(planned, counting(interpolate, synthesised), args.factor,
+                                              args.boundary):
             writer.write(tensor_to_frame(frame))
             progress.update()
     elapsed = time.perf_counter() - started
 
     summary = {
         "input": str(info.path), "output": str(output), "frames_in": frames_read[0],
-        "frames_out": writer.frames_written, "fps_out": float(rate), "seconds": elapsed,
+        "frames_out": writer.frames_written, "fps_out": float(rate), "factor": args.factor,
+        "scene_cuts": [
+            {"after_frame": index, "seconds": float((index + 1) / info.frame_rate) if info.frame_rate else None}
+            for index in gaps.cuts
+        ],
+        "static_pairs_skipped": gaps.static_pairs, "frames_synthesised": synthesised[0], "seconds": elapsed,
         "frames_per_second": writer.frames_written / elapsed if elapsed > 0 else float("inf"),
     }
     logger.info(
         "%d frames in, %d frames out at %s fps in %.1f s (%.2f output frames/s); wrote %s",
         summary["frames_in"], summary["frames_out"], format_rate(rate), elapsed, summary["frames_per_second"], output,
     )
+    print(
+        f"summary: {summary['frames_in']} frames in, {summary['frames_out']} out; {len(gaps.cuts)} scene cut(s)"
+        f"{' after frame(s) ' + ', '.join(map(str, gaps.cuts)) if gaps.cuts else ''}, {gaps.static_pairs} static "
+        f"pair(s) copied, {synthesised[0]} frame(s) synthesised; {elapsed:.1f} s, "
+        f"{summary['frames_per_second']:.2f} output frames/s",
+        file=sys.stderr,
+    )
+    if args.report is not None:
+        write_report(Path(args.report), summary)
+        logger.info("wrote the summary to %s", args.report)
     return summary
 
 
