@@ -24,9 +24,9 @@ Interpolated frames are clipped to [0, 1]; input frames pass through untouched.
 from __future__ import annotations
 
 import math
-from collections import deque
+from fractions import Fraction
 from itertools import chain, islice
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -48,6 +48,17 @@ def output_frame_count(input_count: int, factor: int) -> int:
     """Frames produced from ``input_count`` frames: every gap gets ``factor - 1`` new frames."""
     check_factor(factor)
     return factor * (input_count - 1) + 1
+
+
+def output_time(input_times: Sequence[Fraction], index: int, factor: int) -> Fraction:
+    """Time of output frame ``index``: an original keeps its input's time, a new frame sits at its fraction of the
+    gap between its two neighbours (halfway at 2x; the chained halves of 4x and 8x land on quarters and eighths).
+    Needs the times of the inputs up to the frame after the gap, which the passes have read by then."""
+    gap, step = divmod(index, factor)
+    if step == 0:
+        return input_times[gap]
+    start, end = input_times[gap], input_times[gap + 1]
+    return start + (end - start) * step / factor
 
 
 def frame_to_tensor(frame: np.ndarray, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32

@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -104,12 +104,13 @@ def plan_gaps(
     scene_threshold: Optional[float] = DEFAULT_SCENE_THRESHOLD,
     static_threshold: Optional[float] = DEFAULT_STATIC_THRESHOLD,
     counts: Optional[GapCounts] = None,
-    frame_rate: Optional[Fraction] = None,
+    times: Optional[Sequence[Optional[Fraction]]] = None,
 ) -> Iterator[tuple[Tensor, Gap]]:
     """Each frame with the gap that follows it: a cut, a static pair or an interpolated gap (None: test off).
 
-    Streams with one frame of look-ahead. Cuts are logged with the frame index and, given ``frame_rate``, the time
-    of the first frame after the cut; ``counts`` collects the cuts and the static pairs.
+    Streams with one frame of look-ahead. Cuts are logged with the frame index and, given ``times`` (the input
+    times in seconds, filled as the frames are read), the time of the first frame after the cut; ``counts`` collects
+    the cuts and the static pairs.
     """
     counts = GapCounts() if counts is None else counts
     detector = SceneCutDetector(scene_threshold) if scene_threshold is not None else None
@@ -119,7 +120,8 @@ def plan_gaps(
         if previous is not None:
             if cut:
                 counts.cuts.append(index - 1)
-                time = f" ({float(index / frame_rate):.3f} s)" if frame_rate else ""
+                known = times is not None and index < len(times) and times[index] is not None
+                time = f" at {float(times[index]):.3f} s" if known else ""
                 logger.info("scene cut between frames %d and %d%s: copied, not interpolated", index - 1, index, time)
                 yield previous, CUT
             elif static_threshold is not None and is_static_pair(previous, frame, static_threshold):
