@@ -13,6 +13,10 @@ PNG frames. Without --output the teacher script's name ``<seq>_<W>x<H>_<fps>fps_
 
 Frames: N input frames give factor * (N - 1) + 1 output frames (every gap gets factor - 1 new frames, originals at
 the positions that are multiples of factor; see video/interpolation.py for the windows and the boundary frames).
+Scene cuts and duplicate frames (video/scenes.py, on by default): a gap at a cut gets copies of the nearest
+original instead of a blend of two shots, no four-frame window reaches across a cut, and a pair of duplicate frames
+is copied without running the network (--scene_threshold, --static_threshold; 'off' disables either). The end
+summary (cuts, skipped pairs, time) goes to stderr and, with --report, to a JSON file (see docs/video.md).
 Timing: by default the duration is kept: every original frame keeps its timestamp (a video's real ones, so a
 variable-frame-rate video keeps its timing) and each new frame is placed at its fraction of the gap between its
 neighbours (halfway at 2x); the nominal rate is the input rate x factor. --keep_duration false (slow motion),
@@ -30,7 +34,9 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import logging
+import os
 import sys
 import time
 from fractions import Fraction
@@ -54,11 +60,12 @@ from video.interpolation import (
     model_interpolator,
     output_frame_count,
     output_time,
-    raise_frame_rate,
+    raise_planned_frame_rate,
     tensor_to_frame,
 )
 from video.output import check_output
 from video.readers import FrameSource, open_source
+from video.scenes import DEFAULT_SCENE_THRESHOLD, DEFAULT_STATIC_THRESHOLD, GapCounts, plan_gaps
 from video.tiling import check_tiling, tiled_interpolator
 from video.writers import DEFAULT_CODEC, PNGFolderWriter, VideoWriter, check_encoder_options
 from video.yuv import BIT_DEPTHS, CHROMA_FORMATS, MATRICES
@@ -76,6 +83,18 @@ def parse_bool(text: str) -> bool:
     if text.lower() in ("false", "no", "0"):
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def threshold_or_off(text: str) -> Optional[float]:
+    if text.lower() == "off":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'off', got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 or 'off', got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,6 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
                              help="on a decoding error part-way through a video, use the frames before it instead "
                                   "of stopping")
     new_options.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    new_options.add_argument("--scene_threshold", type=threshold_or_off, default=DEFAULT_SCENE_THRESHOLD,
+                             help="scene-cut score above which a gap is a cut: its frames are copies of the "
+                                  "nearest original and no window crosses it (see docs/video.md); 'off' disables")
+    new_options.add_argument("--static_threshold", type=threshold_or_off, default=DEFAULT_STATIC_THRESHOLD,
+                             help="pairs whose 16x16 blocks differ by at most this many 8-bit levels are "
+                                  "duplicates: copied, the network skipped; 'off' disables")
+    new_options.add_argument("--report", type=str, default=None,
+                             help="also write the end summary (frames, cuts, skipped pairs, time) to this JSON file")
     return parser
 
 
@@ -207,6 +234,31 @@ def build_interpolator(args: argparse.Namespace, device: torch.device) -> Interp
     if args.tile is not None:
         interpolate = tiled_interpolator(interpolate, args.tile, args.overlap, args.batch_size or 1)
     return interpolate
+
+
+def counting(interpolate: Interpolator, counter: list[int]) -> Interpolator:
+    """``interpolate``, adding one to ``counter[0]`` per call (the summary's synthesised frames)."""
+    def run(*frames: torch.Tensor) -> torch.Tensor:
+        counter[0] += 1
+        return interpolate(*frames)
+
+    return run
+
+
+def check_report_path(report: Path, output: Path, input_path: Path, overwrite: bool) -> None:
+    if report.resolve() in (output.resolve(), input_path.resolve()):
+        raise ValueError(f"--report {report} is the {'output' if report.resolve() == output.resolve() else 'input'}")
+    if report.exists() and not overwrite:
+        raise FileExistsError(f"{report} exists; pass --overwrite to replace it")
+    if report.is_dir() or not report.parent.is_dir():
+        raise ValueError(f"--report {report}: not a file in an existing folder")
+
+
+def write_report(report: Path, summary: dict[str, object]) -> None:
+    """The summary as JSON, written beside the target and renamed into place (never half-written)."""
+    partial = report.with_name(f".{report.name}.partial")
+    partial.write_text(json.dumps(summary, indent=2) + "\n")
+    os.replace(partial, report)
 
 
 def recorded(timed_frames: Iterable[tuple[np.ndarray, Optional[Fraction]]], times: list[Optional[Fraction]]
@@ -277,6 +329,8 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
         output = resolve_output(args, source, rate)
         is_video = output.suffix != ""
         target = check_output(output, source.info.path, is_video, args.overwrite)
+        if args.report is not None:
+            check_report_path(Path(args.report), output, source.info.path, args.overwrite)
         input_times: list[Optional[Fraction]] = []
         frames = recorded(source.timed_frames(), input_times)
         if args.max_frames is not None:
@@ -341,11 +395,15 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
         f", tiles {args.tile} overlap {args.overlap}" if args.tile else "",
     )
     tensors = (frame_to_tensor(frame, device) for frame in chain(head, frames))
+    synthesised, gaps = [0], GapCounts()
+    planned = plan_gaps(tensors, args.scene_threshold, args.static_threshold, gaps, input_times)
     started = time.perf_counter()
     try:
         with writer, tqdm(total=output_frame_count(input_count, args.factor) if input_count else None,
                           unit="frame", desc="interpolating", dynamic_ncols=True) as progress:
-            for index, frame in enumerate(raise_frame_rate(tensors, interpolate, args.factor, args.boundary)):
+            frames_out = raise_planned_frame_rate(planned, counting(interpolate, synthesised), args.factor,
+                                                  args.boundary)
+            for index, frame in enumerate(frames_out):
                 pixels = np.rot90(tensor_to_frame(frame), turns) if turns else tensor_to_frame(frame)
                 writer.write(pixels, output_time(input_times, index, args.factor) if keep_times else None)
                 progress.update()
@@ -355,14 +413,35 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
 
     summary = {
         "input": str(info.path), "output": str(output), "frames_in": len(input_times),
-        "frames_out": writer.frames_written, "fps_out": float(rate), "seconds": elapsed,
+        "frames_out": writer.frames_written, "fps_out": float(rate), "factor": args.factor,
+        "scene_cuts": [{"after_frame": index, "seconds": cut_time(input_times, index)} for index in gaps.cuts],
+        "static_pairs_skipped": gaps.static_pairs, "frames_synthesised": synthesised[0], "seconds": elapsed,
         "frames_per_second": writer.frames_written / elapsed if elapsed > 0 else float("inf"),
     }
     logger.info(
         "%d frames in, %d frames out at %s fps in %.1f s (%.2f output frames/s); wrote %s",
         summary["frames_in"], summary["frames_out"], format_rate(rate), elapsed, summary["frames_per_second"], output,
     )
+    print(
+        f"summary: {summary['frames_in']} frames in, {summary['frames_out']} out; {len(gaps.cuts)} scene cut(s)"
+        f"{' after frame(s) ' + ', '.join(map(str, gaps.cuts)) if gaps.cuts else ''}, {gaps.static_pairs} static "
+        f"pair(s) copied, {synthesised[0]} frame(s) synthesised; {elapsed:.1f} s, "
+        f"{summary['frames_per_second']:.2f} output frames/s",
+        file=sys.stderr,
+    )
+    if args.report is not None:
+        try:
+            write_report(Path(args.report), summary)
+        except OSError as error:
+            raise RunFailure(f"the output was written, but not the report: {error_message(error)}") from error
+        logger.info("wrote the summary to %s", args.report)
     return summary
+
+
+def cut_time(input_times: list[Optional[Fraction]], index: int) -> Optional[float]:
+    """Time in seconds of the first frame after the cut that follows frame ``index`` (None if unknown)."""
+    seconds = input_times[index + 1]
+    return None if seconds is None else float(seconds)
 
 
 if __name__ == "__main__":
