@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from pipeline.distributed import unwrap_model
-from common.files import PathType, atomic_save
+from common.files import PathType, atomic_save, remove_stale_temporaries
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,10 @@ def save_last_checkpoint(
 
 
 def load_last_checkpoint(out_dir: PathType) -> dict[str, Any]:
-    """Read ``last.pth`` of a run (on the CPU); a clear error when the run has none."""
+    """Read ``last.pth`` of a run (on the CPU); a clear error when the run has none. The temporaries of a save that
+    was killed half-way are removed first."""
+    for temporary in remove_stale_temporaries(checkpoint_dir(out_dir)):
+        logger.info("Removed %s, left by a checkpoint write that was interrupted", temporary)
     path = last_checkpoint_path(out_dir)
     if not path.exists():
         raise FileNotFoundError(

@@ -1,9 +1,10 @@
-"""What the scripts' command lines share: the device flags, the model flags, the trained-weights flags with one
-``load_model``, and one logging set-up."""
+"""What the scripts' command lines share: number types, the device flags, the model flags, the trained-weights flags
+with one ``load_model``, and one logging set-up."""
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,28 @@ from models.checkpoint import load_checkpoint
 from models.stmfnet import ModelConfig
 
 DEVICES = ("auto", "cpu", "cuda")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1 (argparse names the flag in its error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number above 0, e.g. a frame rate."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
 
 
 def add_device_arguments(
@@ -54,8 +77,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, finetune_pwc: bool, fin
                        help="feature extractor widths of the student (the teacher's are fixed)")
     group.add_argument("--featnet", type=str, default=defaults.featnet, help="feature extractor")
     group.add_argument("--featnorm", type=str, default=defaults.featnorm, help="feature extractor normalisation")
-    group.add_argument("--kernel_size", type=int, default=defaults.kernel_size, help="AdaCoF kernel size")
-    group.add_argument("--dilation", type=int, default=defaults.dilation, help="AdaCoF dilation")
+    group.add_argument("--kernel_size", type=positive_int, default=defaults.kernel_size, help="AdaCoF kernel size")
+    group.add_argument("--dilation", type=positive_int, default=defaults.dilation, help="AdaCoF dilation")
     group.add_argument("--finetune_pwc", dest="finetune_pwc", default=finetune_pwc, action="store_true",
                        help=finetune_pwc_help)
 

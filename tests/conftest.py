@@ -4,8 +4,11 @@ isolation for tests that run the scripts' main().
 Without the reference data the golden tests are skipped on a developer's machine but fail under CI (``CI=true``),
 so a CI run can never pass without having compared against the original code."""
 import contextlib
+import errno
 import logging
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -90,3 +93,50 @@ def restore_logging():
     """Every test leaves the logging set-up as it found it."""
     with restored_root_logging():
         yield
+
+
+class _FillingFile:
+    """A binary file that accepts ``budget[0]`` more bytes, then fails as a full disk does."""
+
+    def __init__(self, file, budget):
+        self.file, self.budget = file, budget
+
+    def write(self, data):
+        if len(data) > self.budget[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.budget[0] -= len(data)
+        return self.file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.file.close()
+
+
+@contextlib.contextmanager
+def disk_filling_after(monkeypatch, budget_bytes: int):
+    """Every file the atomic writes of common/files.py open accepts ``budget_bytes`` in all, then raises
+    OSError(ENOSPC)."""
+    from common import files
+
+    budget = [budget_bytes]
+    monkeypatch.setattr(files, "open", lambda path, mode: _FillingFile(open(path, mode), budget), raising=False)
+    yield
+    monkeypatch.delattr(files, "open")
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: Path, size_kib: int):
+    """A tmpfs of ``size_kib`` KiB mounted at ``path`` (needs root on Linux); yields False where that is not allowed."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(path)],
+                             capture_output=True).returncode == 0 if shutil.which("mount") else False
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(path)], check=True)

@@ -255,6 +255,15 @@ def test_bvidvc_crop_and_time_reversal(bvidvc_dir):
         assert numbers(frames) == [10 * index + n for n in (QUINTUPLET[::-1] if reverse else QUINTUPLET)]
 
 
+def test_bvidvc_takes_the_original_positional_arguments(bvidvc_dir):
+    # The original's order: (db_dir, res, crop_sz, augment_s, augment_t); res is unused.
+    positional = BVIDVC_quintuplet(bvidvc_dir, "1080p", (64, 96), False, False)
+    keywords = BVIDVC_quintuplet(bvidvc_dir, crop_sz=(64, 96), augment_s=False, augment_t=False)
+    assert positional.augmentation == keywords.augmentation
+    assert (positional.augmentation.hflip, positional.augmentation.reverse) == (False, False)
+    assert all(f.shape == (3, 64, 96) for f in positional[0])
+
+
 def test_bvidvc_bad_strip_and_missing_folder(bvidvc_dir, tmp_path):
     save(make_frame(0, 256, 1024), bvidvc_dir / "quintuplets" / "00000" / "quintuplet.png")
     with pytest.raises(ValueError, match="five 256x256 tiles"):
