@@ -72,7 +72,7 @@ def _atomic_write(path: PathType, write: Callable[[BinaryIO], None]) -> None:
     except OSError as error:
         temporary.unlink(missing_ok=True)
         if error.filename is None or Path(error.filename) == temporary:
-            raise OSError(error.errno, error.strerror, str(path)) from error
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
         raise
     except BaseException:
         temporary.unlink(missing_ok=True)
