@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.distributed import unwrap_model
 from common.files import PathType, atomic_save, remove_stale_temporaries
+from pipeline.distributed import unwrap_model
 
 logger = logging.getLogger(__name__)
 
