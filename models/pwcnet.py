@@ -188,6 +188,24 @@ def remap_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 def load_pwc_weights(network: Network, path: PathType) -> None:
-    """Load pretrained pytorch-pwc weights (e.g. ``network-default.pytorch``) strictly into ``network``."""
-    state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    network.load_state_dict(remap_state_dict(state_dict), strict=True)
+    """Load pretrained pytorch-pwc weights (e.g. ``network-default.pytorch``) strictly into ``network``.
+
+    A missing file raises FileNotFoundError; a file that is not readable or not PWC-Net weights, ValueError naming it.
+    """
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # a damaged file surfaces as RuntimeError, EOFError, UnpicklingError, ...
+        raise ValueError(f"{path} is not a readable PyTorch file ({str(error) or type(error).__name__})") from error
+    if not isinstance(state_dict, Mapping):
+        raise ValueError(f"{path} holds a {type(state_dict).__name__}, not pytorch-pwc weights")
+    state_dict = remap_state_dict(state_dict)
+    expected = network.state_dict()
+    missing = [key for key in expected if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in expected]
+    misshaped = [key for key in expected if key in state_dict and state_dict[key].shape != expected[key].shape]
+    if missing or unexpected or misshaped:
+        raise ValueError(f"{path} does not hold pytorch-pwc weights ({len(missing)} tensors missing, "
+                         f"{len(unexpected)} unexpected, {len(misshaped)} misshaped)")
+    network.load_state_dict(state_dict, strict=True)

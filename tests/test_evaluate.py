@@ -25,6 +25,7 @@ from data.make_sample import DEFAULT_VIDEO, build_sample
 from metrics import calc_psnr
 from models import student_STMFNet
 from pipeline.evaluation import ItemResult, save_image_pixels, summarize
+from pipeline.failures import ScriptError
 from pipeline.output_folder import LOCK
 from pipeline.results_file import results_text
 
@@ -403,3 +404,8 @@ def test_frames_are_checked_before_anything_is_written(tmp_path, capsys, layout,
         run_baseline("average", UCF, tmp_path / "data", tmp_path / "out", "--metrics", "PSNR", "SSIM")
     assert expected in exit_message(capsys, excinfo)
     assert not (tmp_path / "out").exists()
+
+
+def test_debug_shows_the_error_with_its_traceback(tmp_path):
+    with pytest.raises(ScriptError, match="no_data"):
+        run_baseline("average", UCF, tmp_path / "no_data", tmp_path / "out", "--debug")
