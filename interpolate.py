@@ -13,6 +13,10 @@ PNG frames. Without --output the teacher script's name ``<seq>_<W>x<H>_<fps>fps_
 
 Frames: N input frames give factor * (N - 1) + 1 output frames (every gap gets factor - 1 new frames, originals at
 the positions that are multiples of factor; see video/interpolation.py for the windows and the boundary frames).
+Scene cuts and duplicate frames (video/scenes.py, on by default): a gap at a cut gets copies of the nearest
+original instead of a blend of two shots, no four-frame window reaches across a cut, and a pair of duplicate frames
+is copied without running the network (--scene_threshold, --static_threshold; 'off' disables either). The end
+summary (cuts, skipped pairs, time) goes to stderr and, with --report, to a JSON file (see docs/video.md).
 Timing: by default the duration is kept: every original frame keeps its timestamp (a video's real ones, so a
 variable-frame-rate video keeps its timing) and each new frame is placed at its fraction of the gap between its
 neighbours (halfway at 2x); the nominal rate is the input rate x factor. --keep_duration false (slow motion),
@@ -30,7 +34,9 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import logging
+import os
 import sys
 import time
 from fractions import Fraction
@@ -44,8 +50,8 @@ import torch
 from tqdm import tqdm
 
 import models
+from pipeline import cli
 from pipeline.evaluation import BASELINES, baseline_predictor
-from utility import add_model_arguments, load_checkpoint, positive_float, positive_int, select_device
 from video.interpolation import (
     BOUNDARY_MODES,
     FACTORS,
@@ -54,11 +60,12 @@ from video.interpolation import (
     model_interpolator,
     output_frame_count,
     output_time,
-    raise_frame_rate,
+    raise_planned_frame_rate,
     tensor_to_frame,
 )
 from video.output import check_output
 from video.readers import FrameSource, open_source
+from video.scenes import DEFAULT_SCENE_THRESHOLD, DEFAULT_STATIC_THRESHOLD, GapCounts, plan_gaps
 from video.tiling import check_tiling, tiled_interpolator
 from video.writers import DEFAULT_CODEC, PNGFolderWriter, VideoWriter, check_encoder_options
 from video.yuv import BIT_DEPTHS, CHROMA_FORMATS, MATRICES
@@ -78,33 +85,45 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def threshold_or_off(text: str) -> Optional[float]:
+    if text.lower() == "off":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'off', got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 or 'off', got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Frame-rate up-conversion of a video", formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--gpu_id", type=int, default=0, help="CUDA device index used when the device is a GPU")
     parser.add_argument("--net", type=str, default="STMFNet", choices=list(models.MODELS), help="network to run")
-    parser.add_argument("--checkpoint", type=str, default=DEFAULT_CHECKPOINT,
-                        help="trained weights, {'epoch', 'state_dict'} or a bare state dict")
     parser.add_argument("--input", "--yuv_path", dest="input", type=str, required=True,
                         help="video file, raw .yuv file or folder of numbered PNG/JPEG frames "
                              "(--yuv_path is the teacher script's name)")
     parser.add_argument("--size", type=str, default=None,
                         help="WxH of a .yuv input; default from the file name, else 1920x1080 (the original's)")
-    parser.add_argument("--tile", "--patch_size", dest="tile", type=positive_int, default=None,
+    parser.add_argument("--tile", "--patch_size", dest="tile", type=cli.positive_int, default=None,
                         help="interpolate in tiles of this size (bounds memory); default whole frames")
     parser.add_argument("--overlap", type=int, default=None,
                         help="pixels shared by neighbouring tiles, blended with cosine ramps; default tile/4")
-    parser.add_argument("--batch_size", type=positive_int, default=None, help="tiles per network call; default 1")
-    parser.add_argument("--out_fps", type=positive_float, default=None,
+    parser.add_argument("--batch_size", type=cli.positive_int, default=None, help="tiles per network call; default 1")
+    parser.add_argument("--out_fps", type=cli.positive_float, default=None,
                         help="output frame rate; default input rate x factor (see --keep_duration)")
     parser.add_argument("--out_dir", type=str, default=".",
                         help="folder for the output when --output is not given")
 
-    add_model_arguments(parser, finetune_pwc=False,
+    cli.add_model_arguments(parser, finetune_pwc=False,
                         finetune_pwc_help="accepted for compatibility with the original; no effect here")
 
     new_options = parser.add_argument_group("options added by this reimplementation")
+    cli.add_device_arguments(parser, new_options)
+    cli.add_checkpoint_arguments(parser, new_options, DEFAULT_CHECKPOINT,
+                                 random_use="the frames are meaningless: timing only")
     new_options.add_argument("--output", type=str, default=None,
                              help="output video (container from the suffix) or, without a suffix, PNG folder")
     new_options.add_argument("--factor", type=int, default=2, choices=FACTORS, help="frame-rate multiplier")
@@ -116,10 +135,6 @@ def build_parser() -> argparse.ArgumentParser:
                                   "copy the end frames into the first and last gaps, as interpolate_yuv.py did")
     new_options.add_argument("--baseline", choices=BASELINES, default=None,
                              help="no network: 'average' of the two centre frames or 'repeat' of the earlier one")
-    new_options.add_argument("--allow_random", action="store_true",
-                             help="run random weights when the default checkpoint is missing (timing only)")
-    new_options.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                             help="auto takes the GPU --gpu_id when there is one, else the CPU")
     new_options.add_argument("--fp16", action="store_true", help="half-precision autocast (CUDA only)")
     new_options.add_argument("--pix_fmt", choices=CHROMA_FORMATS, default=None,
                              help="chroma format of a .yuv input; default 444 if the name has '444', else 420")
@@ -127,9 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                              help="bit depth of a .yuv input; default from '10bit'/'16bit' in the name, else 8")
     new_options.add_argument("--yuv_matrix", choices=sorted(MATRICES), default="bt601",
                              help="colour matrix of a .yuv input (limited range)")
-    new_options.add_argument("--input_fps", type=positive_float, default=None,
+    new_options.add_argument("--input_fps", type=cli.positive_float, default=None,
                              help="frame rate of the input; overrides the container's or the YUV name's")
-    new_options.add_argument("--max_frames", type=positive_int, default=None,
+    new_options.add_argument("--max_frames", type=cli.positive_int, default=None,
                              help="use only the first N input frames (previews, timing; no audio)")
     new_options.add_argument("--codec", type=str, default=DEFAULT_CODEC, help="FFmpeg video encoder")
     new_options.add_argument("--crf", type=int, default=0,
@@ -147,17 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
                              help="on a decoding error part-way through a video, use the frames before it instead "
                                   "of stopping")
     new_options.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    new_options.add_argument("--scene_threshold", type=threshold_or_off, default=DEFAULT_SCENE_THRESHOLD,
+                             help="scene-cut score above which a gap is a cut: its frames are copies of the "
+                                  "nearest original and no window crosses it (see docs/video.md); 'off' disables")
+    new_options.add_argument("--static_threshold", type=threshold_or_off, default=DEFAULT_STATIC_THRESHOLD,
+                             help="pairs whose 16x16 blocks differ by at most this many 8-bit levels are "
+                                  "duplicates: copied, the network skipped; 'off' disables")
+    new_options.add_argument("--report", type=str, default=None,
+                             help="also write the end summary (frames, cuts, skipped pairs, time) to this JSON file")
     return parser
-
-
-def setup_console_logging() -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
 
 
 def format_rate(rate: Fraction) -> str:
@@ -191,22 +204,40 @@ def build_interpolator(args: argparse.Namespace, device: torch.device) -> Interp
     if args.baseline is not None:
         interpolate = baseline_predictor(args.baseline)
     else:
-        model = models.get_model_class(args.net)(args)
-        checkpoint = Path(args.checkpoint)
-        if checkpoint.is_file():
-            load_checkpoint(model, checkpoint)
-            logger.info("loaded %s weights from %s", args.net, checkpoint)
-        elif args.allow_random and args.checkpoint == DEFAULT_CHECKPOINT:
+        loaded = cli.load_model(args, device, DEFAULT_CHECKPOINT)
+        if loaded.checkpoint is None:
             logger.warning("%s has RANDOM weights (--allow_random): the frames are meaningless", args.net)
         else:
-            raise FileNotFoundError(
-                f"checkpoint {checkpoint} not found; pass --checkpoint PATH, or --baseline average for a "
-                "model-free run"
-            )
-        interpolate = model_interpolator(model.to(device).eval(), fp16=args.fp16)
+            logger.info("loaded %s weights from %s", args.net, loaded.checkpoint)
+        interpolate = model_interpolator(loaded.model, fp16=args.fp16)
     if args.tile is not None:
         interpolate = tiled_interpolator(interpolate, args.tile, args.overlap, args.batch_size or 1)
     return interpolate
+
+
+def counting(interpolate: Interpolator, counter: list[int]) -> Interpolator:
+    """``interpolate``, adding one to ``counter[0]`` per call (the summary's synthesised frames)."""
+    def run(*frames: torch.Tensor) -> torch.Tensor:
+        counter[0] += 1
+        return interpolate(*frames)
+
+    return run
+
+
+def check_report_path(report: Path, output: Path, input_path: Path, overwrite: bool) -> None:
+    if report.resolve() in (output.resolve(), input_path.resolve()):
+        raise ValueError(f"--report {report} is the {'output' if report.resolve() == output.resolve() else 'input'}")
+    if report.exists() and not overwrite:
+        raise FileExistsError(f"{report} exists; pass --overwrite to replace it")
+    if report.is_dir() or not report.parent.is_dir():
+        raise ValueError(f"--report {report}: not a file in an existing folder")
+
+
+def write_report(report: Path, summary: dict[str, object]) -> None:
+    """The summary as JSON, written beside the target and renamed into place (never half-written)."""
+    partial = report.with_name(f".{report.name}.partial")
+    partial.write_text(json.dumps(summary, indent=2) + "\n")
+    os.replace(partial, report)
 
 
 def recorded(timed_frames: Iterable[tuple[np.ndarray, Optional[Fraction]]], times: list[Optional[Fraction]]
@@ -246,7 +277,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, object]:
     """Run the conversion; returns the summary that is logged. Expected failures exit with a one-line message."""
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
-    setup_console_logging()
+    cli.setup_logging()
     try:
         return convert(args, parser)
     except RunFailure as failure:
@@ -267,7 +298,7 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
     # Everything that can fail is checked before the output is opened: arguments, device, input, output, model.
     try:
         check_arguments(args)
-        device = select_device(args.device, args.gpu_id)
+        device = cli.select_device(args.device, args.gpu_id)
         if args.fp16 and device.type != "cuda":
             raise ValueError(f"--fp16 needs a CUDA device, but the device is {device}; drop --fp16 on the CPU")
         input_rate = Fraction(args.input_fps).limit_denominator(1001) if args.input_fps else None
@@ -277,6 +308,8 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
         output = resolve_output(args, source, rate)
         is_video = output.suffix != ""
         target = check_output(output, source.info.path, is_video, args.overwrite)
+        if args.report is not None:
+            check_report_path(Path(args.report), output, source.info.path, args.overwrite)
         input_times: list[Optional[Fraction]] = []
         frames = recorded(source.timed_frames(), input_times)
         if args.max_frames is not None:
@@ -341,11 +374,15 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
         f", tiles {args.tile} overlap {args.overlap}" if args.tile else "",
     )
     tensors = (frame_to_tensor(frame, device) for frame in chain(head, frames))
+    synthesised, gaps = [0], GapCounts()
+    planned = plan_gaps(tensors, args.scene_threshold, args.static_threshold, gaps, input_times)
     started = time.perf_counter()
     try:
         with writer, tqdm(total=output_frame_count(input_count, args.factor) if input_count else None,
                           unit="frame", desc="interpolating", dynamic_ncols=True) as progress:
-            for index, frame in enumerate(raise_frame_rate(tensors, interpolate, args.factor, args.boundary)):
+            frames_out = raise_planned_frame_rate(planned, counting(interpolate, synthesised), args.factor,
+                                                  args.boundary)
+            for index, frame in enumerate(frames_out):
                 pixels = np.rot90(tensor_to_frame(frame), turns) if turns else tensor_to_frame(frame)
                 writer.write(pixels, output_time(input_times, index, args.factor) if keep_times else None)
                 progress.update()
@@ -355,14 +392,35 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
 
     summary = {
         "input": str(info.path), "output": str(output), "frames_in": len(input_times),
-        "frames_out": writer.frames_written, "fps_out": float(rate), "seconds": elapsed,
+        "frames_out": writer.frames_written, "fps_out": float(rate), "factor": args.factor,
+        "scene_cuts": [{"after_frame": index, "seconds": cut_time(input_times, index)} for index in gaps.cuts],
+        "static_pairs_skipped": gaps.static_pairs, "frames_synthesised": synthesised[0], "seconds": elapsed,
         "frames_per_second": writer.frames_written / elapsed if elapsed > 0 else float("inf"),
     }
     logger.info(
         "%d frames in, %d frames out at %s fps in %.1f s (%.2f output frames/s); wrote %s",
         summary["frames_in"], summary["frames_out"], format_rate(rate), elapsed, summary["frames_per_second"], output,
     )
+    print(
+        f"summary: {summary['frames_in']} frames in, {summary['frames_out']} out; {len(gaps.cuts)} scene cut(s)"
+        f"{' after frame(s) ' + ', '.join(map(str, gaps.cuts)) if gaps.cuts else ''}, {gaps.static_pairs} static "
+        f"pair(s) copied, {synthesised[0]} frame(s) synthesised; {elapsed:.1f} s, "
+        f"{summary['frames_per_second']:.2f} output frames/s",
+        file=sys.stderr,
+    )
+    if args.report is not None:
+        try:
+            write_report(Path(args.report), summary)
+        except OSError as error:
+            raise RunFailure(f"the output was written, but not the report: {error_message(error)}") from error
+        logger.info("wrote the summary to %s", args.report)
     return summary
+
+
+def cut_time(input_times: list[Optional[Fraction]], index: int) -> Optional[float]:
+    """Time in seconds of the first frame after the cut that follows frame ``index`` (None if unknown)."""
+    seconds = input_times[index + 1]
+    return None if seconds is None else float(seconds)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from data.frames import PathType
+from common.files import PathType
 from data.testsets import SNUFILM_OFFSETS
 from data.video import read_video_frames
 
