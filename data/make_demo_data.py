@@ -25,7 +25,7 @@ from typing import Optional
 
 import numpy as np
 
-from data.frames import PathType
+from common.files import PathType
 from data.make_sample import DEFAULT_VIDEO, save_frame
 from data.video import read_video_frames
 

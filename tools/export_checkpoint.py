@@ -21,8 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.frames import PathType  # noqa: E402
-from utility import atomic_save  # noqa: E402
+from common.files import PathType  # noqa: E402
+from common.files import atomic_save  # noqa: E402
 
 # The first line train.py and distill.py log in every session (a fresh start or a --resume).
 SESSION_START = re.compile(r" INFO (Training|Distilling) .+ on \S+, seed \d+$")
