@@ -11,13 +11,13 @@ initialisation: nothing is ever downloaded; pretrained weights are loaded from a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from os import PathLike
-from typing import Optional, Union
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from common.files import PathType
 from cupy_module.correlation import correlation
 
 # Channels of the feature pyramid, finest (1/2 resolution) to coarsest (1/64).
@@ -32,8 +32,6 @@ WARP_SCALE = {5: 0.625, 4: 1.25, 3: 2.5, 2: 5.0}
 REFINER_LAYERS = ((128, 1), (128, 2), (128, 4), (96, 8), (64, 16), (32, 1), (2, 1))
 COST_VOLUME_CHANNELS = 81  # 9x9 displacements (max displacement 4) of the correlation layer
 LEAKY_SLOPE = 0.1
-
-PathType = Union[str, PathLike]
 
 
 def backwarp(frame: Tensor, flow: Tensor) -> Tensor:

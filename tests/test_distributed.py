@@ -30,7 +30,8 @@ from losses import DistillationLoss, Loss
 from models import get_model_class
 from pipeline import distributed
 from pipeline.checkpoints import last_checkpoint_path
-from pipeline.training import EpochSampler, TrainingLoop, build_training_loader
+from data import EpochSampler, build_training_loader
+from pipeline.training import TrainingLoop
 from tiny_dataset import PATCH, write_tiny_dataset
 
 WORLD_SIZE = 2
