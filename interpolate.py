@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="video file, raw .yuv file or folder of numbered PNG/JPEG frames "
                              "(--yuv_path is the teacher script's name)")
     parser.add_argument("--size", type=str, default=None,
-                        help="WxH of a .yuv input; default from the file name, else 1920x1080 (the original's)")
+                        help="WxH of a .yuv input; default from the file name, else 1920x1080")
     parser.add_argument("--tile", "--patch_size", dest="tile", type=cli.positive_int, default=None,
                         help="interpolate in tiles of this size (bounds memory); default whole frames")
     parser.add_argument("--overlap", type=int, default=None,
@@ -117,8 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out_dir", type=str, default=".",
                         help="folder for the output when --output is not given")
 
-    cli.add_model_arguments(parser, finetune_pwc=False,
-                        finetune_pwc_help="accepted for compatibility with the original; no effect here")
+    cli.add_model_arguments(parser, finetune_pwc=False, finetune_pwc_help="no effect here")
 
     new_options = parser.add_argument_group("options added by this reimplementation")
     cli.add_device_arguments(parser, new_options)
@@ -148,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                              help="use only the first N input frames (previews, timing; no audio)")
     new_options.add_argument("--codec", type=str, default=DEFAULT_CODEC, help="FFmpeg video encoder")
     new_options.add_argument("--crf", type=int, default=0,
-                             help="constant rate factor for x264/x265/VP9/AV1 (0: lossless YUV, the original's)")
-    new_options.add_argument("--preset", type=str, default="veryslow", help="x264/x265 preset (the original's)")
+                             help="constant rate factor for x264/x265/VP9/AV1 (0: lossless YUV)")
+    new_options.add_argument("--preset", type=str, default="veryslow", help="x264/x265 preset")
     new_options.add_argument("--out_pix_fmt", type=str, default="yuv420p",
                              help="encoder pixel format (odd sizes switch 4:2:0 to yuv444p)")
     new_options.add_argument("--lossless", action="store_true",

@@ -32,7 +32,6 @@ from models import get_model_class
 from pipeline import distributed
 from pipeline.checkpoints import last_checkpoint_path
 from pipeline.teacher import FrozenTeacher
-from data import EpochSampler, build_training_loader
 from pipeline.training import TrainingLoop
 from tiny_dataset import PATCH, write_tiny_dataset
 
@@ -343,37 +342,6 @@ def test_distillation_on_two_ranks(data_dir, tmp_path):
     with torch.no_grad():
         together = copy.deepcopy(teacher).train()(*both)["frame1"]
     assert (together[:1] - rank0["teacher_calls"][0][1]).abs().max() > 1e-3
-
-
-class IndexItems(torch.utils.data.Dataset):
-    """Item i is the number i."""
-
-    def __len__(self) -> int:
-        return 7
-
-    def __getitem__(self, index: int) -> int:
-        return index
-
-
-def test_two_ranks_take_the_items_of_one_process_with_twice_the_batch():
-    single, _ = build_training_loader(IndexItems(), batch_size=4, seed=4)
-    shares = [build_training_loader(IndexItems(), 2, 4, num_replicas=2, rank=rank) for rank in range(2)]
-    assert len(single) == len(shares[0][0]) == len(shares[1][0]) == 2
-    steps = list(zip(single, *(loader for loader, _ in shares)))
-    order = torch.cat([batch for batch, _, _ in steps]).tolist()
-    assert sorted(order) == list(range(7))
-    for step, (batch, *rank_batches) in enumerate(steps):
-        taken = sorted(torch.cat(rank_batches).tolist())
-        # 7 items: the ranks' last step is padded with the epoch's first item, so that both take 2 steps.
-        assert taken == sorted(batch.tolist() + ([] if step == 0 else order[:1]))
-    loader, sampler = shares[1]
-    sampler.set_epoch(0, start=2)  # a resumed epoch: this rank's second batch only
-    assert [batch.tolist() for batch in loader] == [steps[1][2].tolist()]
-    with pytest.raises(ValueError, match="position 5 of 4"):
-        sampler.set_epoch(1, start=5)
-    with pytest.raises(ValueError, match="rank 2 is not one of 2 replicas"):
-        EpochSampler(7, seed=4, num_replicas=2, rank=2)
-    assert [len(EpochSampler(3, seed=0, num_replicas=4, rank=rank)) for rank in range(4)] == [1, 1, 1, 1]
 
 
 def test_torchrun_environment():
