@@ -9,6 +9,7 @@ For the comparison with one process, batch normalisation is held in eval mode (r
 output does not depend on the rest of its batch); then 2 processes x batch 1 must train like 1 process x batch 2:
 same items per step, DDP's gradient average, the Laplacian loss's batch sum restored by its doubled weight.
 """
+import copy
 import multiprocessing
 import os
 import shutil
@@ -30,6 +31,7 @@ from losses import DistillationLoss, Loss
 from models import get_model_class
 from pipeline import distributed
 from pipeline.checkpoints import last_checkpoint_path
+from pipeline.teacher import FrozenTeacher
 from pipeline.training import TrainingLoop
 from tiny_dataset import PATCH, write_tiny_dataset
 
@@ -90,9 +92,17 @@ def _run_rank(
         record["local_scores"].append(scores)
         return scores
 
+    def recording_teacher(teacher, *frames):
+        target = call_teacher(teacher, *frames)
+        record["teacher_calls"].append(([frame.clone() for frame in frames], target.clone()))
+        record["teacher_buffers"] = {name: value.clone() for name, value in teacher.model.named_buffers()}
+        return target
+
     run, score = TrainingLoop.run, pipeline.validation.score_interpolator
+    call_teacher, record["teacher_calls"] = FrozenTeacher.__call__, []
     TrainingLoop.run = recording_run
     pipeline.validation.score_interpolator = recording_score
+    FrozenTeacher.__call__ = recording_teacher
     record["exit_code"] = SCRIPTS[script].main(argv)
     torch.save(record, results_dir / f"rank{rank}.pth")
 
@@ -291,7 +301,8 @@ def test_resume_with_other_items_per_step_is_a_clear_error(two_ranks, data_dir, 
 @pytest.mark.slow
 def test_distillation_on_two_ranks(data_dir, tmp_path):
     """Two distillation steps with the default GAN distillation term: the student (DDP) and the discriminator
-    (gradient hook) stay identical on both ranks; every rank has the frozen teacher."""
+    (gradient hook) stay identical on both ranks; every rank has the frozen teacher, which in the default training
+    mode normalises with the statistics of that rank's own batch and keeps its stored statistics."""
     torch.manual_seed(0)
     teacher_path = tmp_path / "stmfnet.pth"
     torch.save({"epoch": 70, "state_dict": get_model_class("STMFNet")().state_dict()}, teacher_path)
@@ -313,6 +324,24 @@ def test_distillation_on_two_ranks(data_dir, tmp_path):
     last = _load(last_checkpoint_path(out_dir))
     assert last["progress"]["step"] == 2 and last["progress"]["world_size"] == 2
     assert set(last["loss"]) == set(DistillationLoss("1*Lap", "1*GAN", 0.1).state_dict())
+
+    saved = _load(teacher_path)["state_dict"]
+    teacher = get_model_class("STMFNet")()
+    teacher.load_state_dict(saved)
+    for record in (rank0, rank1):
+        assert len(record["teacher_calls"]) == 2
+        assert all(torch.equal(value, saved[name]) for name, value in record["teacher_buffers"].items())
+        frames, target = record["teacher_calls"][0]
+        assert frames[0].shape[0] == 1  # the rank's own batch of --batch_size 1
+        with torch.no_grad():
+            expected = copy.deepcopy(teacher).train()(*frames)["frame1"]
+        # the worker ran on one thread, this process may use several: equal up to the order of float sums
+        assert (target - expected).abs().max() < 1e-5
+    # Not the statistics of the step's two items together (what SyncBatchNorm or one process with batch 2 would use).
+    both = [torch.cat(pair) for pair in zip(rank0["teacher_calls"][0][0], rank1["teacher_calls"][0][0])]
+    with torch.no_grad():
+        together = copy.deepcopy(teacher).train()(*both)["frame1"]
+    assert (together[:1] - rank0["teacher_calls"][0][1]).abs().max() > 1e-3
 
 
 def test_torchrun_environment():
