@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from losses import DiscriminatorConfig, DistillationLoss
+from losses import DISTILLATION_LOSS_NAMES, DiscriminatorConfig, DistillationLoss
 from models import MODELS, get_model_class
 from optim import OPTIMIZERS, make_optimizer, make_scheduler
 from pipeline.distributed import use_sync_batchnorm
@@ -51,9 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     distillation.add_argument("--teacher_dir", type=str, default="./models/stmfnet.pth",
                               help="the teacher's checkpoint ({'epoch', 'state_dict'} or a bare state dict)")
     distillation.add_argument("--distill_loss_fn", type=str, default="1*GAN",
-                              help="loss spec between the student's and the teacher's frames")
+                              help="loss spec between the student's and the teacher's frames: WEIGHT*NAME terms "
+                                   "joined by '+', names " + ", ".join(DISTILLATION_LOSS_NAMES))
     distillation.add_argument("--student_loss_fn", type=str, default="1*Lap",
-                              help="loss spec between the student's frame and the ground truth")
+                              help="loss spec between the student's frame and the ground truth (same names)")
     distillation.add_argument("--alpha", type=float, default=0.1,
                               help="weight of the student loss; the distillation loss has weight 1 (the original's "
                                    "help said 1 - alpha, its code used 1)")

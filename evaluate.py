@@ -4,16 +4,19 @@
         --dataset Ucf101_quintuplet
     python evaluate.py --baseline average --data_dir sample_data --dataset Davis90_quintuplet
 
-Writes under <out_dir>/<dataset>/: every interpolated frame as a PNG (the original's file names), results.txt in
-the original's format (one line per sequence, then Average), results.json (per-item and mean scores, runtime per
-frame, model, checkpoint SHA-256, device, versions) and log.txt; with --save_grid also grids/<item>.png.
-Existing results are never replaced without --overwrite.
+Writes under <out_dir>/<dataset>/: every interpolated frame as a PNG (the original's file names and rounding),
+results.txt byte for byte in the original's layout for that test set (pipeline/results_file.py), results.json (the
+complete record: per-item and mean scores, timings, model, checkpoint SHA-256, device, versions) and log.txt; with
+--save_grid also grids/<item>.png.
+Existing results are never replaced without --overwrite, and --overwrite only replaces what evaluate.py wrote
+(pipeline/output_folder.py); a second run into the same folder is refused while the first is running.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import math
 import platform
 import sys
 from datetime import datetime, timezone
@@ -31,13 +34,18 @@ from pipeline.evaluation import (
     Predictor,
     baseline_predictor,
     build_metrics,
+    check_frames,
     evaluate,
-    results_text,
+    output_files,
 )
+from pipeline.failures import ScriptError, reported_failures
+from pipeline.output_folder import OutputFolder, check_not_overlapping, check_output_location
+from pipeline.results_file import results_text
 from utility import add_model_arguments, atomic_write_text, file_sha256, load_checkpoint, select_device, setup_logging
 
 DEFAULT_CHECKPOINT = "./models/stmfnet_mini.pth"  # the original's default
 RESULT_FILES = ("results.txt", "results.json")
+LOG_FILE = "log.txt"
 
 logger = logging.getLogger("evaluate")
 
@@ -77,7 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     new_options.add_argument("--save_grid", action="store_true",
                              help="also write grids/<item>.png: centre inputs, output, ground truth, error map")
     new_options.add_argument("--overwrite", action="store_true",
-                             help="replace the results of an earlier run in <out_dir>/<dataset>/")
+                             help="replace the results of an earlier evaluate.py run in <out_dir>/<dataset>/ (a "
+                                  "folder evaluate.py did not write is never touched)")
+    new_options.add_argument("--debug", action="store_true",
+                             help="on an error, show the traceback instead of the one-line message")
     return parser
 
 
@@ -153,6 +164,7 @@ def results_record(
                 "output_file": item.output_file,
                 "scores": item.scores,
                 "runtime_s": item.seconds,
+                "load_s": item.load_seconds,
             }
             for item in summary.items
         ],
@@ -165,47 +177,91 @@ def results_record(
     }
 
 
-def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
-    """Run the evaluation; returns what was written to results.json. Start-up problems exit with a message."""
-    parser = build_parser()
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
+def strict_json_values(value: Any, where: str = "") -> tuple[Any, dict[str, str]]:
+    """``value`` with every NaN or infinite float replaced by None (JSON has no such numbers), and where each was."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, {where: str(value)}
+    replaced: dict[str, str] = {}
+    if isinstance(value, dict):
+        result = {}
+        for key, item in value.items():
+            result[key], found = strict_json_values(item, f"{where}.{key}" if where else str(key))
+            replaced.update(found)
+        return result, replaced
+    if isinstance(value, (list, tuple)):
+        result = []
+        for index, item in enumerate(value):
+            converted, found = strict_json_values(item, f"{where}[{index}]")
+            result.append(converted)
+            replaced.update(found)
+        return result, replaced
+    return value, replaced
 
+
+def results_json(record: dict[str, Any]) -> str:
+    """results.json as strict JSON: non-finite scores become null, listed under ``non_finite_values``."""
+    values, replaced = strict_json_values(record)
+    if replaced:
+        values["non_finite_values"] = replaced
+        logger.warning("%d values are not finite numbers (e.g. %s = %s); results.json holds null for them",
+                       len(replaced), *next(iter(replaced.items())))
+    return json.dumps(values, indent=2, allow_nan=False) + "\n"
+
+
+def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
+    """Run the evaluation; returns what was written to results.json. Expected failures exit with a one-line
+    message (the traceback goes to log.txt once the output folder is claimed)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    with reported_failures("evaluate.py", debug=args.debug):
+        return run(args, argv)
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     dataset_dir = Path(args.out_dir) / args.dataset
-    previous = [name for name in RESULT_FILES if (dataset_dir / name).exists()]
-    if previous and not args.overwrite:
-        parser.error(
-            f"{dataset_dir} already holds {' and '.join(previous)} of an earlier run; pass --overwrite to replace "
-            "them (output PNGs are overwritten too) or choose another --out_dir"
-        )
-    # Everything that can fail is set up before the first frame: device, metrics (LPIPS weights), data, model.
+    check_output_location(args.out_dir, "--out_dir")
+    # Everything that can fail is checked before the first frame: output folder, device, metrics (LPIPS
+    # weights), data, frame sizes, model.
     try:
         device = select_device(args.device, args.gpu_id)
         metrics = build_metrics(args.metrics, device)
         test_set = data.build_test_set(args.dataset, args.data_dir)
+    except (FileNotFoundError, ValueError) as error:
+        raise ScriptError(str(error)) from error
+    folder = OutputFolder(dataset_dir, "evaluate.py", "--out_dir",
+                          [*output_files(test_set, args.save_grid), *RESULT_FILES, LOG_FILE])
+    inputs = {"--data_dir": [test_set.root, *{path.parent for item in test_set.items for path in item.frame_paths}]}
+    if args.baseline is None:
+        inputs["--checkpoint"] = [args.checkpoint]
+    check_not_overlapping(dataset_dir, "--out_dir", inputs)
+    folder.check(args.overwrite)
+    check_frames(test_set, list(metrics))
+    try:
         predict, predictor_record = build_predictor(args, device)
     except (FileNotFoundError, ValueError) as error:
-        parser.error(str(error))
+        raise ScriptError(str(error)) from error
 
-    setup_logging(dataset_dir, "log.txt")
-    if args.baseline is not None and args.checkpoint != DEFAULT_CHECKPOINT:
-        logger.info("--baseline %s given: --net and --checkpoint are ignored", args.baseline)
-    if predictor_record.get("random_weights"):
-        logger.warning("%s has RANDOM weights (--allow_random): the scores are meaningless", args.net)
-    logger.info(
-        "Evaluating %s (checkpoint %s) on %s: %d items from %s, device %s",
-        predictor_record["model"], predictor_record["checkpoint"], args.dataset, len(test_set), test_set.root,
-        device_description(device),
-    )
+    with folder.claim(args.overwrite):
+        setup_logging(dataset_dir, LOG_FILE)
+        if args.baseline is not None and args.checkpoint != DEFAULT_CHECKPOINT:
+            logger.info("--baseline %s given: --net and --checkpoint are ignored", args.baseline)
+        if predictor_record.get("random_weights"):
+            logger.warning("%s has RANDOM weights (--allow_random): the scores are meaningless", args.net)
+        logger.info(
+            "Evaluating %s (checkpoint %s) on %s: %d items from %s, device %s",
+            predictor_record["model"], predictor_record["checkpoint"], args.dataset, len(test_set), test_set.root,
+            device_description(device),
+        )
 
-    summary = evaluate(test_set, predict, metrics, device, output_dir=dataset_dir, save_grid=args.save_grid)
+        summary = evaluate(test_set, predict, metrics, device, output_dir=dataset_dir, save_grid=args.save_grid)
 
-    record = results_record(args, argv, test_set, summary, predictor_record, device)
-    text = results_text(summary)
-    atomic_write_text(dataset_dir / "results.txt", text)
-    atomic_write_text(dataset_dir / "results.json", json.dumps(record, indent=2) + "\n")
-    logger.info("Results (%s):\n%s", record["averaging"], text.rstrip("\n"))
-    logger.info("Runtime per frame: %.4f s; wrote %s", summary.seconds_per_frame, dataset_dir)
+        record = results_record(args, argv, test_set, summary, predictor_record, device)
+        text = results_text(summary, args.dataset)
+        atomic_write_text(dataset_dir / "results.txt", text)
+        atomic_write_text(dataset_dir / "results.json", results_json(record))
+        folder.finish()
+        logger.info("Results (%s):\n%s", record["averaging"], text.rstrip("\n"))
+        logger.info("Runtime per frame: %.4f s; wrote %s", summary.seconds_per_frame, dataset_dir)
     return record
 
 

@@ -13,18 +13,30 @@ PNG frames. Without --output the teacher script's name ``<seq>_<W>x<H>_<fps>fps_
 
 Frames: N input frames give factor * (N - 1) + 1 output frames (every gap gets factor - 1 new frames, originals at
 the positions that are multiples of factor; see video/interpolation.py for the windows and the boundary frames).
-Rate: input rate x factor (the duration is kept: every original frame keeps its timestamp, and only the last frame
-is shown 1/factor as long), or the input rate with --keep_duration false (slow motion), or --out_fps. Inputs
-without a rate (folders, YUV names without ``<n>fps``) need --input_fps, else the output gets the original
-script's 30 fps. Audio (the first stream) is copied when the duration is kept.
+Scene cuts and duplicate frames (video/scenes.py, on by default): a gap at a cut gets copies of the nearest
+original instead of a blend of two shots, no four-frame window reaches across a cut, and a pair of duplicate frames
+is copied without running the network (--scene_threshold, --static_threshold; 'off' disables either). The end
+summary (cuts, skipped pairs, time) goes to stderr and, with --report, to a JSON file (see docs/video.md).
+Timing: by default the duration is kept: every original frame keeps its timestamp (a video's real ones, so a
+variable-frame-rate video keeps its timing) and each new frame is placed at its fraction of the gap between its
+neighbours (halfway at 2x); the nominal rate is the input rate x factor. --keep_duration false (slow motion),
+--out_fps or --input_fps instead write the frames at one constant rate. Inputs without a rate (folders, YUV
+names without ``<n>fps``) need --input_fps, else the output gets the original script's 30 fps. Audio (the first
+stream) is copied when the duration is kept. A video's display rotation (portrait phone clips) is carried into a
+video output and applied to the frames of a PNG-folder output.
 
 Every check on the input, the output path and the device runs before anything is written; the output appears
-under its name only once complete.
+under its name only once complete (see video/output.py: --overwrite replaces only a file or an earlier output of
+this program, never the input or a folder holding anything else). Expected failures end in one line on stderr
+naming the file or flag, with exit status 2 (start-up) or 1 (during the run); --debug shows the traceback.
 """
 from __future__ import annotations
 
 import argparse
+import errno
+import json
 import logging
+import os
 import sys
 import time
 from fractions import Fraction
@@ -39,7 +51,7 @@ from tqdm import tqdm
 
 import models
 from pipeline.evaluation import BASELINES, baseline_predictor
-from utility import add_model_arguments, load_checkpoint, select_device
+from utility import add_model_arguments, load_checkpoint, positive_float, positive_int, select_device
 from video.interpolation import (
     BOUNDARY_MODES,
     FACTORS,
@@ -47,12 +59,15 @@ from video.interpolation import (
     frame_to_tensor,
     model_interpolator,
     output_frame_count,
-    raise_frame_rate,
+    output_time,
+    raise_planned_frame_rate,
     tensor_to_frame,
 )
+from video.output import check_output
 from video.readers import FrameSource, open_source
+from video.scenes import DEFAULT_SCENE_THRESHOLD, DEFAULT_STATIC_THRESHOLD, GapCounts, plan_gaps
 from video.tiling import check_tiling, tiled_interpolator
-from video.writers import DEFAULT_CODEC, PNGFolderWriter, VideoWriter
+from video.writers import DEFAULT_CODEC, PNGFolderWriter, VideoWriter, check_encoder_options
 from video.yuv import BIT_DEPTHS, CHROMA_FORMATS, MATRICES
 
 DEFAULT_CHECKPOINT = "train_results/checkpoint/model_epoch070.pth"  # the teacher script's default
@@ -70,6 +85,18 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def threshold_or_off(text: str) -> Optional[float]:
+    if text.lower() == "off":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'off', got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 or 'off', got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Frame-rate up-conversion of a video", formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -83,12 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "(--yuv_path is the teacher script's name)")
     parser.add_argument("--size", type=str, default=None,
                         help="WxH of a .yuv input; default from the file name, else 1920x1080 (the original's)")
-    parser.add_argument("--tile", "--patch_size", dest="tile", type=int, default=None,
+    parser.add_argument("--tile", "--patch_size", dest="tile", type=positive_int, default=None,
                         help="interpolate in tiles of this size (bounds memory); default whole frames")
     parser.add_argument("--overlap", type=int, default=None,
                         help="pixels shared by neighbouring tiles, blended with cosine ramps; default tile/4")
-    parser.add_argument("--batch_size", type=int, default=None, help="tiles per network call; default 1")
-    parser.add_argument("--out_fps", type=float, default=None,
+    parser.add_argument("--batch_size", type=positive_int, default=None, help="tiles per network call; default 1")
+    parser.add_argument("--out_fps", type=positive_float, default=None,
                         help="output frame rate; default input rate x factor (see --keep_duration)")
     parser.add_argument("--out_dir", type=str, default=".",
                         help="folder for the output when --output is not given")
@@ -119,9 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
                              help="bit depth of a .yuv input; default from '10bit'/'16bit' in the name, else 8")
     new_options.add_argument("--yuv_matrix", choices=sorted(MATRICES), default="bt601",
                              help="colour matrix of a .yuv input (limited range)")
-    new_options.add_argument("--input_fps", type=float, default=None,
+    new_options.add_argument("--input_fps", type=positive_float, default=None,
                              help="frame rate of the input; overrides the container's or the YUV name's")
-    new_options.add_argument("--max_frames", type=int, default=None,
+    new_options.add_argument("--max_frames", type=positive_int, default=None,
                              help="use only the first N input frames (previews, timing; no audio)")
     new_options.add_argument("--codec", type=str, default=DEFAULT_CODEC, help="FFmpeg video encoder")
     new_options.add_argument("--crf", type=int, default=0,
@@ -132,7 +159,21 @@ def build_parser() -> argparse.ArgumentParser:
     new_options.add_argument("--lossless", action="store_true",
                              help="bit-exact RGB video: libx264rgb at crf 0 (not every player shows it)")
     new_options.add_argument("--no_audio", action="store_true", help="do not copy the input's audio")
-    new_options.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    new_options.add_argument("--overwrite", action="store_true",
+                             help="replace an existing output file, or a folder that is an earlier output of this "
+                                  "program (nothing else)")
+    new_options.add_argument("--allow_truncated", action="store_true",
+                             help="on a decoding error part-way through a video, use the frames before it instead "
+                                  "of stopping")
+    new_options.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    new_options.add_argument("--scene_threshold", type=threshold_or_off, default=DEFAULT_SCENE_THRESHOLD,
+                             help="scene-cut score above which a gap is a cut: its frames are copies of the "
+                                  "nearest original and no window crosses it (see docs/video.md); 'off' disables")
+    new_options.add_argument("--static_threshold", type=threshold_or_off, default=DEFAULT_STATIC_THRESHOLD,
+                             help="pairs whose 16x16 blocks differ by at most this many 8-bit levels are "
+                                  "duplicates: copied, the network skipped; 'off' disables")
+    new_options.add_argument("--report", type=str, default=None,
+                             help="also write the end summary (frames, cuts, skipped pairs, time) to this JSON file")
     return parser
 
 
@@ -195,41 +236,103 @@ def build_interpolator(args: argparse.Namespace, device: torch.device) -> Interp
     return interpolate
 
 
-def counted(frames: Iterable[np.ndarray], counter: list[int]) -> Iterator[np.ndarray]:
-    """``frames``, adding one to ``counter[0]`` per frame (the summary's frames-in)."""
-    for frame in frames:
+def counting(interpolate: Interpolator, counter: list[int]) -> Interpolator:
+    """``interpolate``, adding one to ``counter[0]`` per call (the summary's synthesised frames)."""
+    def run(*frames: torch.Tensor) -> torch.Tensor:
         counter[0] += 1
+        return interpolate(*frames)
+
+    return run
+
+
+def check_report_path(report: Path, output: Path, input_path: Path, overwrite: bool) -> None:
+    if report.resolve() in (output.resolve(), input_path.resolve()):
+        raise ValueError(f"--report {report} is the {'output' if report.resolve() == output.resolve() else 'input'}")
+    if report.exists() and not overwrite:
+        raise FileExistsError(f"{report} exists; pass --overwrite to replace it")
+    if report.is_dir() or not report.parent.is_dir():
+        raise ValueError(f"--report {report}: not a file in an existing folder")
+
+
+def write_report(report: Path, summary: dict[str, object]) -> None:
+    """The summary as JSON, written beside the target and renamed into place (never half-written)."""
+    partial = report.with_name(f".{report.name}.partial")
+    partial.write_text(json.dumps(summary, indent=2) + "\n")
+    os.replace(partial, report)
+
+
+def recorded(timed_frames: Iterable[tuple[np.ndarray, Optional[Fraction]]], times: list[Optional[Fraction]]
+             ) -> Iterator[np.ndarray]:
+    """The frames of (frame, time) pairs, appending each time to ``times`` as its frame is read."""
+    for frame, seconds in timed_frames:
+        times.append(seconds)
         yield frame
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Raise ValueError naming the flag for settings that cannot work together."""
+    if args.tile is not None:
+        args.overlap = args.tile // 4 if args.overlap is None else args.overlap
+        check_tiling(args.tile, args.overlap)
+    if args.max_frames is not None and args.max_frames < 2:
+        raise ValueError(f"--max_frames must be at least 2, got {args.max_frames}")
+    check_encoder_options(args.codec, args.crf, args.preset, args.lossless)
+
+
+class RunFailure(Exception):
+    """An expected failure after the output was opened (the input, the disk); its message is one line."""
+
+
+def error_message(error: BaseException, output: Optional[Path] = None) -> str:
+    """One line for an expected failure: the file or flag, and what went wrong."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        where = output.resolve().parent if output else (Path(error.filename).parent if error.filename else "the disk")
+        what = f"; {output} was not written and earlier files are untouched" if output else ""
+        return f"no space left on {where}{what}"
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    return str(error)
+
+
 def main(argv: Optional[list[str]] = None) -> dict[str, object]:
-    """Run the conversion; returns the summary that is logged. Start-up problems exit with a message."""
+    """Run the conversion; returns the summary that is logged. Expected failures exit with a one-line message."""
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     setup_console_logging()
+    try:
+        return convert(args, parser)
+    except RunFailure as failure:
+        if args.debug:
+            raise failure.__cause__ from None
+        print(f"{parser.prog}: error: {failure}", file=sys.stderr)
+        sys.exit(1)
 
+
+def start_up_error(parser: argparse.ArgumentParser, args: argparse.Namespace, error: BaseException) -> None:
+    if args.debug:
+        raise error
+    parser.error(error_message(error))
+
+
+def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, object]:
+    """The run behind ``main``: start-up errors go through ``parser.error``, later ones raise ``RunFailure``."""
     # Everything that can fail is checked before the output is opened: arguments, device, input, output, model.
     try:
-        if args.tile is not None:
-            args.overlap = args.tile // 4 if args.overlap is None else args.overlap
-            check_tiling(args.tile, args.overlap)
-        if args.max_frames is not None and args.max_frames < 2:
-            raise ValueError(f"--max_frames must be at least 2, got {args.max_frames}")
+        check_arguments(args)
         device = select_device(args.device, args.gpu_id)
         if args.fp16 and device.type != "cuda":
             raise ValueError(f"--fp16 needs a CUDA device, but the device is {device}; drop --fp16 on the CPU")
         input_rate = Fraction(args.input_fps).limit_denominator(1001) if args.input_fps else None
-        source = open_source(args.input, args.size, args.pix_fmt, args.bit_depth, input_rate, args.yuv_matrix)
+        source = open_source(args.input, args.size, args.pix_fmt, args.bit_depth, input_rate, args.yuv_matrix,
+                             args.allow_truncated)
         rate = output_rate(args, source.info.frame_rate)
         output = resolve_output(args, source, rate)
-        if output.resolve() == source.info.path.resolve():
-            raise ValueError(f"the output {output} is the input")
         is_video = output.suffix != ""
-        if output.exists() and not args.overwrite:
-            raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
-        if is_video and output.is_dir():
-            raise ValueError(f"{output} is a folder; a video output needs a file name")
-        frames = iter(source)
+        target = check_output(output, source.info.path, is_video, args.overwrite)
+        if args.report is not None:
+            check_report_path(Path(args.report), output, source.info.path, args.overwrite)
+        input_times: list[Optional[Fraction]] = []
+        frames = recorded(source.timed_frames(), input_times)
         if args.max_frames is not None:
             frames = islice(frames, args.max_frames)
         head = list(islice(frames, 2))
@@ -237,26 +340,50 @@ def main(argv: Optional[list[str]] = None) -> dict[str, object]:
             raise ValueError(f"{source.info.path} has {len(head)} frame(s); interpolation needs at least 2")
         interpolate = build_interpolator(args, device)
     except (OSError, ValueError, av.error.FFmpegError) as error:  # missing/unreadable files are OSErrors
-        parser.error(str(error))
+        start_up_error(parser, args, error)
 
     info = source.info
-    copy_audio = (
-        is_video and info.has_audio and not args.no_audio and args.max_frames is None
-        and info.frame_rate is not None and rate == info.frame_rate * args.factor
+    # The input's own times are kept unless a constant rate is asked for (or the input has no times).
+    keep_times = (
+        args.keep_duration and args.out_fps is None and args.input_fps is None and None not in input_times
     )
+    copy_audio = is_video and info.has_audio and not args.no_audio and args.max_frames is None and keep_times
     if info.has_audio and not copy_audio:
         logger.info("audio is not copied (only with the duration kept, a video output, no --max_frames/--no_audio)")
+    if info.kind == "video":
+        logger.info("output times: %s", "the input's timestamps, new frames in between" if keep_times else
+                    f"a constant {format_rate(rate)} fps (the input's timestamps are not kept)")
+    turns = 0
+    if info.rotation and is_video:
+        logger.info("the input's display rotation (%d degrees) is carried into the output", info.rotation)
+    elif info.rotation and info.rotation % 90 == 0:
+        turns = info.rotation // 90
+        logger.info("the frames are turned upright: PNG frames keep no rotation, so the input's display rotation "
+                    "(%d degrees) is applied to them", info.rotation)
+    elif info.rotation:
+        logger.warning("the input's display rotation (%d degrees) is not a multiple of 90 and is not applied to the "
+                       "PNG frames", info.rotation)
+    time_base = None
+    if keep_times:
+        time_base = (info.time_base or 1 / info.frame_rate) / args.factor
     try:
         if is_video:
             writer = VideoWriter(
-                output, info.width, info.height, rate, codec=args.codec, crf=args.crf, preset=args.preset,
+                target, info.width, info.height, rate, codec=args.codec, crf=args.crf, preset=args.preset,
                 pix_fmt=args.out_pix_fmt, lossless=args.lossless, audio_from=info.path if copy_audio else None,
+                rotation=info.rotation, time_base=time_base, replace=args.overwrite,
             )
         else:
-            writer = PNGFolderWriter(output)
+            writer = PNGFolderWriter(target, info.path, replace=args.overwrite)
     except (av.error.FFmpegError, ValueError) as error:
         hint = " (the audio is copied as it is: try --no_audio or another container)" if copy_audio else ""
-        parser.error(f"cannot write {output}: {error}{hint}")
+        start_up_error(parser, args, ValueError(
+            f"the {args.codec} encoder cannot write {output} with its settings ({format_rate(rate)} fps from "
+            f"--out_fps/--input_fps/--factor, --preset {args.preset}, --crf {args.crf}, --out_pix_fmt "
+            f"{args.out_pix_fmt}): {getattr(error, 'strerror', None) or error}{hint}"
+        ))
+    except OSError as error:
+        start_up_error(parser, args, ValueError(f"cannot write {output}: {error.strerror or error}"))
 
     known_counts = [count for count in (info.frame_count, args.max_frames) if count is not None]
     input_count = min(known_counts) if known_counts else None
@@ -267,26 +394,54 @@ def main(argv: Optional[list[str]] = None) -> dict[str, object]:
         args.factor, output, format_rate(rate), model_name(args), device,
         f", tiles {args.tile} overlap {args.overlap}" if args.tile else "",
     )
-    frames_read = [0]
-    tensors = (frame_to_tensor(frame, device) for frame in counted(chain(head, frames), frames_read))
+    tensors = (frame_to_tensor(frame, device) for frame in chain(head, frames))
+    synthesised, gaps = [0], GapCounts()
+    planned = plan_gaps(tensors, args.scene_threshold, args.static_threshold, gaps, input_times)
     started = time.perf_counter()
-    with writer, tqdm(total=output_frame_count(input_count, args.factor) if input_count else None,
-                      unit="frame", desc="interpolating", dynamic_ncols=True) as progress:
-        for frame in raise_frame_rate(tensors, interpolate, args.factor, args.boundary):
-            writer.write(tensor_to_frame(frame))
-            progress.update()
+    try:
+        with writer, tqdm(total=output_frame_count(input_count, args.factor) if input_count else None,
+                          unit="frame", desc="interpolating", dynamic_ncols=True) as progress:
+            frames_out = raise_planned_frame_rate(planned, counting(interpolate, synthesised), args.factor,
+                                                  args.boundary)
+            for index, frame in enumerate(frames_out):
+                pixels = np.rot90(tensor_to_frame(frame), turns) if turns else tensor_to_frame(frame)
+                writer.write(pixels, output_time(input_times, index, args.factor) if keep_times else None)
+                progress.update()
+    except (OSError, ValueError, av.error.FFmpegError) as error:  # the writer has removed its partial output
+        raise RunFailure(error_message(error, output)) from error
     elapsed = time.perf_counter() - started
 
     summary = {
-        "input": str(info.path), "output": str(output), "frames_in": frames_read[0],
-        "frames_out": writer.frames_written, "fps_out": float(rate), "seconds": elapsed,
+        "input": str(info.path), "output": str(output), "frames_in": len(input_times),
+        "frames_out": writer.frames_written, "fps_out": float(rate), "factor": args.factor,
+        "scene_cuts": [{"after_frame": index, "seconds": cut_time(input_times, index)} for index in gaps.cuts],
+        "static_pairs_skipped": gaps.static_pairs, "frames_synthesised": synthesised[0], "seconds": elapsed,
         "frames_per_second": writer.frames_written / elapsed if elapsed > 0 else float("inf"),
     }
     logger.info(
         "%d frames in, %d frames out at %s fps in %.1f s (%.2f output frames/s); wrote %s",
         summary["frames_in"], summary["frames_out"], format_rate(rate), elapsed, summary["frames_per_second"], output,
     )
+    print(
+        f"summary: {summary['frames_in']} frames in, {summary['frames_out']} out; {len(gaps.cuts)} scene cut(s)"
+        f"{' after frame(s) ' + ', '.join(map(str, gaps.cuts)) if gaps.cuts else ''}, {gaps.static_pairs} static "
+        f"pair(s) copied, {synthesised[0]} frame(s) synthesised; {elapsed:.1f} s, "
+        f"{summary['frames_per_second']:.2f} output frames/s",
+        file=sys.stderr,
+    )
+    if args.report is not None:
+        try:
+            write_report(Path(args.report), summary)
+        except OSError as error:
+            raise RunFailure(f"the output was written, but not the report: {error_message(error)}") from error
+        logger.info("wrote the summary to %s", args.report)
     return summary
+
+
+def cut_time(input_times: list[Optional[Fraction]], index: int) -> Optional[float]:
+    """Time in seconds of the first frame after the cut that follows frame ``index`` (None if unknown)."""
+    seconds = input_times[index + 1]
+    return None if seconds is None else float(seconds)
 
 
 if __name__ == "__main__":

@@ -100,14 +100,16 @@ class Vimeo90k_quintuplet(_AugmentedQuintuplets):
 class BVIDVC_quintuplet(_AugmentedQuintuplets):
     """BVI-DVC quintuplets: one PNG per item with five square tiles, frames 1, 3, 5, 7, 4 from left to right.
 
-    Args as for Vimeo90k_quintuplet; ``db_dir`` is the ``bvidvc`` folder. Unlike the original, which
-    ignored crop_sz here, the crop is applied: with the default 256 on 256x256 tiles it is the identity,
-    and any smaller patch size keeps the BVI-DVC and Vimeo samples batchable together.
+    Args as for Vimeo90k_quintuplet; ``db_dir`` is the ``bvidvc`` folder. ``res`` is the original's unused
+    second parameter, kept so that positional calls ``(db_dir, res, crop_sz, augment_s, augment_t)`` work.
+    Unlike the original, which ignored crop_sz here, the crop is applied: with the default 256 on 256x256
+    tiles it is the identity, and any smaller patch size keeps the BVI-DVC and Vimeo samples batchable together.
     """
 
     def __init__(
         self,
         db_dir: PathType,
+        res: object = None,
         crop_sz: Optional[Sequence[int]] = (256, 256),
         augment_s: bool = True,
         augment_t: bool = True,

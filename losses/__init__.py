@@ -4,7 +4,10 @@ A loss spec is a '+'-separated list of WEIGHT*NAME terms, e.g. "1*Lap" (the defa
 train.py) or "1*Lap+0.01*FI_GAN"; the loss is the weighted sum of the named terms. Names:
 MSE, L1 (mean reductions), Charb (Charbonnier), Lap (Laplacian pyramid) and the original's
 adversarial terms GAN, WGAN, WGAN_GP, T_WGAN_GP, FI_GAN, FI_Cond_GAN, STGAN
-(losses/adversarial.py), each with its own discriminator and optimizer.
+(losses/adversarial.py), each with its own discriminator and optimizer. The distillation
+specs (distill.py's --student_loss_fn and --distill_loss_fn) also take the original's
+KLDivergence and CrossEntropy (losses/divergence.py); train.py's --loss does not, as in the
+original, whose training loss did not know them.
 
 How the training scripts use it (the discriminators are trained inside the call):
 
@@ -26,14 +29,17 @@ from torch import Tensor, nn
 
 from losses.adversarial import ADVERSARIAL_TERMS, Adversarial, DiscriminatorConfig
 from losses.charbonnier import Charbonnier, CharbonnierFunc
+from losses.divergence import CrossEntropy, KLDivergence
 from losses.laplacian import LaplacianLoss
 
 LOSS_TERMS = {"MSE": nn.MSELoss, "L1": nn.L1Loss, "Charb": Charbonnier, "Lap": LaplacianLoss}
+DISTILLATION_ONLY_TERMS = {"KLDivergence": KLDivergence, "CrossEntropy": CrossEntropy}
 LOSS_NAMES = (*LOSS_TERMS, *ADVERSARIAL_TERMS)
+DISTILLATION_LOSS_NAMES = (*LOSS_NAMES, *DISTILLATION_ONLY_TERMS)
 
 
-def parse_loss_spec(spec: str) -> list[tuple[float, str]]:
-    """Split "1*Lap+0.5*L1" into [(1.0, "Lap"), (0.5, "L1")], checking every name."""
+def parse_loss_spec(spec: str, names: Sequence[str] = LOSS_NAMES) -> list[tuple[float, str]]:
+    """Split "1*Lap+0.5*L1" into [(1.0, "Lap"), (0.5, "L1")], checking every name against ``names``."""
     terms = []
     for term in spec.split("+"):
         weight, star, name = (part.strip() for part in term.partition("*"))
@@ -43,8 +49,9 @@ def parse_loss_spec(spec: str) -> list[tuple[float, str]]:
             weight_value = None
         if not star or weight_value is None:
             raise ValueError(f"loss term {term!r} of {spec!r} is not of the form WEIGHT*NAME, e.g. 1*Lap")
-        if name not in LOSS_NAMES:
-            raise ValueError(f"unknown loss {name!r} in {spec!r}; valid names: {', '.join(LOSS_NAMES)}")
+        if name not in names:
+            hint = " (a distillation term: distill.py only)" if name in DISTILLATION_ONLY_TERMS else ""
+            raise ValueError(f"unknown loss {name!r}{hint} in {spec!r}; valid names: {', '.join(names)}")
         terms.append((weight_value, name))
     return terms
 
@@ -52,7 +59,7 @@ def parse_loss_spec(spec: str) -> list[tuple[float, str]]:
 def _build_term(name: str, discriminator: DiscriminatorConfig) -> nn.Module:
     if name in ADVERSARIAL_TERMS:
         return Adversarial(name, discriminator)
-    return LOSS_TERMS[name]()
+    return {**LOSS_TERMS, **DISTILLATION_ONLY_TERMS}[name]()
 
 
 class Loss(nn.Module):
@@ -61,11 +68,14 @@ class Loss(nn.Module):
     `discriminator` sizes and configures the discriminators of adversarial terms (unused
     otherwise); `inputs` are the input frames, needed only by the adversarial terms that
     condition on them. Calling the loss in training mode trains the discriminators one step.
+    `names` are the term names accepted (DISTILLATION_LOSS_NAMES for distillation specs).
     """
 
-    def __init__(self, spec: str, discriminator: DiscriminatorConfig = DiscriminatorConfig()) -> None:
+    def __init__(
+        self, spec: str, discriminator: DiscriminatorConfig = DiscriminatorConfig(), names: Sequence[str] = LOSS_NAMES
+    ) -> None:
         super().__init__()
-        terms = parse_loss_spec(spec)
+        terms = parse_loss_spec(spec, names)
         self.names = [name for _, name in terms]
         self.weights = [weight for weight, _ in terms]
         # The original kept its term modules in `loss_module`; only adversarial terms hold state.
@@ -106,8 +116,8 @@ class DistillationLoss(nn.Module):
     ) -> None:
         super().__init__()
         self.alpha = alpha
-        self.student_loss = Loss(student_spec, discriminator)
-        self.distill_loss = Loss(distill_spec, discriminator)
+        self.student_loss = Loss(student_spec, discriminator, DISTILLATION_LOSS_NAMES)
+        self.distill_loss = Loss(distill_spec, discriminator, DISTILLATION_LOSS_NAMES)
 
     def forward(
         self,
@@ -129,8 +139,12 @@ __all__ = [
     "Adversarial",
     "Charbonnier",
     "CharbonnierFunc",
+    "CrossEntropy",
+    "DISTILLATION_LOSS_NAMES",
+    "DISTILLATION_ONLY_TERMS",
     "DiscriminatorConfig",
     "DistillationLoss",
+    "KLDivergence",
     "LOSS_NAMES",
     "LOSS_TERMS",
     "LaplacianLoss",

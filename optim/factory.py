@@ -3,8 +3,9 @@
 Option names and defaults are those of the original `utility.make_optimizer` /
 `utility.make_scheduler`: --optimizer SGD | ADAM | ADAMax | RMSprop | OBProxSG with
 --lr and --weight_decay; --decay_type step (StepLR every --lr_decay epochs),
-step_A_B_... (MultiStepLR at epochs A, B, ...) or plateau (ReduceLROnPlateau on the
-validation PSNR), each decaying by --gamma.
+step_A_B_... (MultiStepLR at epochs A, B, ...; as in the original, any value containing
+"step", such as multistep_5_10, reads its milestones this way) or plateau
+(ReduceLROnPlateau on the validation PSNR), each decaying by --gamma.
 """
 from argparse import Namespace
 from typing import Optional
@@ -62,13 +63,18 @@ def make_scheduler(args: Namespace, optimizer: torch.optim.Optimizer) -> lr_sche
     decay_type = args.decay_type
     if decay_type == "step":
         return lr_scheduler.StepLR(optimizer, step_size=args.lr_decay, gamma=args.gamma)
-    if decay_type.startswith("step_"):
+    if "step" in decay_type:
+        # The original's rule: any other value containing "step" is NAME_A_B_... with milestones A, B, ...
+        # (e.g. step_10_30, multistep_5_10); the part before the first "_" is not read.
         try:
             milestones = [int(epoch) for epoch in decay_type.split("_")[1:]]
         except ValueError:
             milestones = []
         if not milestones:
-            raise ValueError(f"decay_type {decay_type!r}: expected step_A_B_... with integer epochs")
+            raise ValueError(
+                f"--decay_type {decay_type!r}: expected step_A_B_... (or any name containing 'step' followed by "
+                "_A_B_...) with integer epochs A, B, ..."
+            )
         return lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=args.gamma)
     if decay_type == "plateau":
         if args.patience is None:
@@ -81,4 +87,4 @@ def make_scheduler(args: Namespace, optimizer: torch.optim.Optimizer) -> lr_sche
             threshold=0.01,
             threshold_mode="abs",
         )
-    raise ValueError(f"unknown decay_type {decay_type!r}; valid: step, step_A_B_..., plateau")
+    raise ValueError(f"unknown --decay_type {decay_type!r}; valid: step, step_A_B_... (e.g. multistep_5_10), plateau")

@@ -29,11 +29,6 @@ PROX_SG = "prox_sg"
 ORTHANT = "orthant"
 
 
-def soft_threshold(x: Tensor, threshold: float) -> Tensor:
-    """sign(x) * max(|x| - threshold, 0): the proximal operator of threshold * ||x||_1."""
-    return torch.sign(x) * (x.abs() - threshold).clamp_min(0)
-
-
 class OBProxSG(Optimizer):
     """OBProxSG with the original's arguments; ``weight_decay`` is accepted and ignored (as there).
 
@@ -90,7 +85,9 @@ class OBProxSG(Optimizer):
                 if param.grad is None:
                     continue
                 if kind == PROX_SG:
-                    param.copy_(soft_threshold(param - lr * param.grad, lr * lambda_))
+                    # Added as a difference rather than copied: x + (trial - x) can differ from trial in the
+                    # last bit, and this is the original's arithmetic.
+                    param.add_(self._prox_sg_trial(param, param.grad, lr, lambda_) - param)
                 else:
                     param.copy_(self._orthant_step(param, param.grad, lr, lambda_, eps))
 
@@ -100,6 +97,17 @@ class OBProxSG(Optimizer):
             self.epochs_done += 1
             self.steps_in_epoch = 0
         return loss
+
+    @staticmethod
+    def _prox_sg_trial(param: Tensor, grad: Tensor, lr: float, lambda_: float) -> Tensor:
+        # Soft-thresholding of x - lr * grad by lr * lambda_ (the proximal operator of lr * lambda_ * ||x||_1),
+        # formed as the original formed it: (x - lr * grad) - lr * lambda_ where that is positive,
+        # (x - lr * grad) + lr * lambda_ where that is negative, 0 elsewhere.
+        step = param - lr * grad
+        shrunk_down = step - lr * lambda_
+        shrunk_up = step + lr * lambda_
+        zero = torch.zeros_like(param)
+        return torch.where(shrunk_down > 0, shrunk_down, torch.where(shrunk_up < 0, shrunk_up, zero))
 
     @staticmethod
     def _orthant_step(param: Tensor, grad: Tensor, lr: float, lambda_: float, eps: float) -> Tensor:

@@ -14,6 +14,7 @@ the ``module.`` prefix, so the checkpoints of a distributed run and of a single 
 """
 from __future__ import annotations
 
+import logging
 import random
 from argparse import Namespace
 from pathlib import Path
@@ -24,7 +25,9 @@ import torch
 from torch import nn
 
 from pipeline.distributed import unwrap_model
-from utility import PathType, atomic_save
+from utility import PathType, atomic_save, remove_stale_temporaries
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_FOLDER = "checkpoint"
 LAST_CHECKPOINT = "last.pth"
@@ -113,7 +116,10 @@ def save_last_checkpoint(
 
 
 def load_last_checkpoint(out_dir: PathType) -> dict[str, Any]:
-    """Read ``last.pth`` of a run (on the CPU); a clear error when the run has none."""
+    """Read ``last.pth`` of a run (on the CPU); a clear error when the run has none. The temporaries of a save that
+    was killed half-way are removed first."""
+    for temporary in remove_stale_temporaries(checkpoint_dir(out_dir)):
+        logger.info("Removed %s, left by a checkpoint write that was interrupted", temporary)
     path = last_checkpoint_path(out_dir)
     if not path.exists():
         raise FileNotFoundError(

@@ -5,7 +5,6 @@ and a heat map of the output's error. Frames are rounded to 8 bits first, like t
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -15,6 +14,7 @@ from torch import Tensor
 
 from data.frames import PathType
 from metrics import quantize
+from utility import atomic_save_image
 
 PANEL_LABELS = ("I1", "I2", "output", "ground truth")
 # The heat map saturates at a mean absolute error of a quarter of the range (64 of 255 levels), a fixed scale so
@@ -31,9 +31,11 @@ HEAT_COLOURS = (
 
 
 def heat_map(values: Tensor) -> Tensor:
-    """(H, W) values in [0, 1] -> (3, H, W) colours in [0, 1], linear between the ``HEAT_COLOURS`` anchors."""
+    """(H, W) values in [0, 1] -> (3, H, W) colours in [0, 1], linear between the ``HEAT_COLOURS`` anchors.
+
+    NaN (the error of a non-finite output) shows as full scale."""
     anchors = torch.tensor(HEAT_COLOURS, dtype=values.dtype, device=values.device) / 255  # (K, 3)
-    position = values.clamp(0, 1) * (len(HEAT_COLOURS) - 1)
+    position = torch.nan_to_num(values, nan=1.0).clamp(0, 1) * (len(HEAT_COLOURS) - 1)
     lower = position.floor().long().clamp(max=len(HEAT_COLOURS) - 2)
     fraction = (position - lower).unsqueeze(-1)
     colours = anchors[lower] * (1 - fraction) + anchors[lower + 1] * fraction  # (H, W, 3)
@@ -47,7 +49,8 @@ def comparison_grid(input1: Tensor, input2: Tensor, output: Tensor, target: Tens
         raise ValueError(f"expected four (3, H, W) frames of one shape, got {[tuple(f.shape) for f in frames]}")
     rounded = [quantize(frame) / 255 for frame in frames]
     error = (rounded[2] - rounded[3]).abs().mean(dim=0) / ERROR_FULL_SCALE
-    return torch.cat([*rounded, heat_map(error)], dim=-1)
+    panels = [torch.nan_to_num(panel, nan=0.0) for panel in rounded]  # a NaN pixel shows black, its error full scale
+    return torch.cat([*panels, heat_map(error)], dim=-1)
 
 
 def save_comparison_grid(
@@ -58,8 +61,8 @@ def save_comparison_grid(
     target: Tensor,
     output_note: Optional[str] = None,
 ) -> None:
-    """Write :func:`comparison_grid` as a PNG with a label in each panel; ``output_note`` (e.g. "28.31 dB") is
-    appended to the output's label."""
+    """Write :func:`comparison_grid` as a PNG (atomically) with a label in each panel; ``output_note`` (e.g.
+    "28.31 dB") is appended to the output's label."""
     grid = comparison_grid(input1, input2, output, target)
     pixels = grid.mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
     image = Image.fromarray(np.ascontiguousarray(pixels))
@@ -74,6 +77,4 @@ def save_comparison_grid(
         left, top, right, bottom = draw.textbbox((x, y), label)
         draw.rectangle((left - 2, top - 2, right + 2, bottom + 2), fill=(0, 0, 0))
         draw.text((x, y), label, fill=(255, 255, 255))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
+    atomic_save_image(image, path)

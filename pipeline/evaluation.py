@@ -7,8 +7,8 @@ through the same path so that every results table can carry them.
 
 Averaging (the original's semantics): the scores of the items of one sequence are averaged first, then the
 sequence means are averaged. For DAVIS and VFITex a sequence holds many windows; for UCF101 and SNU-FILM every
-item is its own sequence, so the set mean is the plain mean over items. ``results.txt`` has one line per sequence,
-then ``Average``.
+item is its own sequence, so the set mean is the plain mean over items. ``results.txt`` is written by
+``pipeline/results_file.py``.
 """
 from __future__ import annotations
 
@@ -26,12 +26,18 @@ from tqdm import tqdm
 
 from data import QuintupletTestSet
 from data.frames import PathType
-from metrics import LPIPS, calc_psnr, calc_ssim, quantize
+from metrics import LPIPS, calc_psnr, calc_ssim
+from metrics.quality import SSIM_WINDOW_SIZE
 from pipeline.comparison import save_comparison_grid
+from pipeline.failures import ScriptError
+from utility import atomic_save_image
 
 logger = logging.getLogger(__name__)
 
 METRIC_NAMES = ("PSNR", "SSIM", "LPIPS")
+# The smallest frame side each metric can score: SSIM's window; LPIPS's AlexNet trunk (an 11x11 stride-4 convolution
+# and a 3x3 stride-2 max pool must leave at least 3x3 for the second max pool: 31 pixels).
+MIN_FRAME_SIDE = {"PSNR": 1, "SSIM": SSIM_WINDOW_SIZE, "LPIPS": 31}
 BASELINES = ("average", "repeat")
 GRID_FOLDER = "grids"
 
@@ -72,13 +78,15 @@ def build_metrics(names: list[str], device: torch.device) -> dict[str, Metric]:
 
 @dataclass
 class ItemResult:
-    """Scores of one interpolated frame and the time the predictor took for it."""
+    """Scores of one interpolated frame, the time the predictor took for it and the time its frames took to load
+    (read, decode, move to the device)."""
 
     name: str
     sequence: str
     output_file: str
     scores: dict[str, float]
     seconds: float
+    load_seconds: float = 0.0
 
 
 @dataclass
@@ -125,24 +133,69 @@ def summarize(items: list[ItemResult], metric_names: list[str]) -> EvaluationSum
     )
 
 
-def _result_line(label: str, scores: dict[str, float]) -> str:
-    # The original's line: name padded to 15, then the dict of scores rounded to 3 decimals.
-    return "{:<15s} -- {}".format(label, {name: round(value, 3) for name, value in scores.items()})
-
-
-def results_text(summary: EvaluationSummary) -> str:
-    """``results.txt`` in the original's format: one line per sequence, then the ``Average`` line."""
-    lines = [_result_line(sequence, scores) for sequence, scores in summary.sequences.items()]
-    lines.append(_result_line("Average", summary.mean))
-    return "\n".join(lines) + "\n"
+def save_image_pixels(frame: Tensor) -> np.ndarray:
+    """A (3, H, W) frame in [0, 1] as (H, W, 3) uint8 pixels exactly as the original's ``torchvision.utils.save_image``
+    made them: floor(x * 255 + 0.5), clamped to 0..255, in the frame's dtype. Ties round up, where the metrics'
+    ``quantize`` rounds them to even, so a saved pixel can be one level above the one that was scored."""
+    return frame.detach().mul(255).add(0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
 def save_frame(frame: Tensor, path: PathType) -> None:
-    """A (3, H, W) frame in [0, 1] as an 8-bit PNG, rounded exactly as the metrics round it."""
-    pixels = quantize(frame.detach().float()).byte().permute(1, 2, 0).cpu().numpy()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(pixels)).save(path)
+    """A (3, H, W) frame in [0, 1] as an 8-bit PNG, as the original saved it (see :func:`save_image_pixels`);
+    written atomically."""
+    atomic_save_image(Image.fromarray(np.ascontiguousarray(save_image_pixels(frame))), path)
+
+
+def output_files(test_set: QuintupletTestSet, save_grid: bool) -> list[str]:
+    """The frames (and grids) :func:`evaluate` writes, relative to its ``output_dir``."""
+    files = [item.output_file for item in test_set.items]
+    if save_grid:
+        files += [f"{GRID_FOLDER}/{item.name}.png" for item in test_set.items]
+    return files
+
+
+def _image_size(path: Path, item_name: str) -> tuple[int, int]:
+    """The size of the image at ``path``, after checking its structure (for PNG: every chunk's checksum, which finds
+    a truncated file) without decoding its pixels."""
+    try:
+        with Image.open(path) as image:
+            image.verify()
+            return image.size
+    except (OSError, SyntaxError) as error:  # PIL reports some damaged PNG chunks as SyntaxError
+        raise ScriptError(f"{path} (item {item_name}) is damaged or not an image ({error}); replace or remove it")
+
+
+def check_frames(test_set: QuintupletTestSet, metric_names: list[str]) -> None:
+    """Before any frame is interpolated, refuse items whose files are damaged or not images, whose frames differ in
+    size, or whose frames are smaller than a metric can score (no pixel is decoded)."""
+    min_side = max(MIN_FRAME_SIDE[name] for name in metric_names)
+    sizes: dict[Path, tuple[int, int]] = {}
+    for item in test_set.items:
+        for path in item.frame_paths:
+            if path not in sizes:
+                sizes[path] = _image_size(path, item.name)
+        item_sizes = {sizes[path] for path in item.frame_paths}
+        if len(item_sizes) > 1:
+            listing = ", ".join(f"{path.name} {width}x{height}" for path in item.frame_paths
+                                for width, height in [sizes[path]])
+            raise ScriptError(f"item {item.name}: its frames differ in size ({listing}); every frame of an item "
+                              f"must have one size")
+        width, height = sizes[item.frame_paths[0]]
+        if item.half_crop:
+            width, height = width // 2, height // 2
+        if min(width, height) < min_side:
+            limiting = max(metric_names, key=lambda name: MIN_FRAME_SIDE[name])
+            raise ScriptError(f"item {item.name}: frames of {width}x{height} are too small for {limiting} (at least "
+                              f"{min_side}x{min_side}); use larger frames or leave {limiting} out of --metrics")
+
+
+def _load_item(test_set: QuintupletTestSet, index: int) -> list[Tensor]:
+    """The frames of item ``index``; a frame that cannot be decoded (e.g. a truncated file) stops the run, named."""
+    try:
+        frames, _ = test_set[index]
+    except (OSError, ValueError) as error:  # the frame reader names the file
+        raise ScriptError(f"item {test_set.items[index].name}: {error}; replace or remove that file") from error
+    return frames
 
 
 def _predict_timed(predict: Predictor, inputs: list[Tensor], device: torch.device) -> tuple[Tensor, float]:
@@ -178,14 +231,19 @@ def evaluate(
     with torch.inference_mode():
         for index in bar:
             item = test_set.items[index]
-            frames, _ = test_set[index]
-            frames = [frame.unsqueeze(0).to(device) for frame in frames]
+            load_start = time.perf_counter()
+            frames = [frame.unsqueeze(0).to(device) for frame in _load_item(test_set, index)]
+            load_seconds = time.perf_counter() - load_start
             target = frames[2]
             output, seconds = _predict_timed(predict, [frames[0], frames[1], frames[3], frames[4]], device)
             if output.shape != target.shape:
                 raise ValueError(f"{item.name}: prediction {tuple(output.shape)} vs target {tuple(target.shape)}")
+            non_finite = int((~torch.isfinite(output)).sum())
+            if non_finite:
+                logger.warning("%s: the output holds %d NaN or infinite values (broken weights or inputs); its "
+                               "scores are not numbers", item.name, non_finite)
             scores = {name: float(metric(target, output)[0]) for name, metric in metrics.items()}
-            results.append(ItemResult(item.name, item.sequence, item.output_file, scores, seconds))
+            results.append(ItemResult(item.name, item.sequence, item.output_file, scores, seconds, load_seconds))
             logger.debug("%s: %s in %.3f s", item.name, scores, seconds)
 
             if output_dir is not None:

@@ -109,7 +109,8 @@ def add_training_arguments(
     optimization.add_argument("--lr_decay", type=int, default=20, help="step decay: multiply the rate by --gamma "
                               "every N epochs")
     optimization.add_argument("--decay_type", type=str, default="step",
-                              help="step, step_A_B_... (decay at epochs A, B, ...) or plateau (on validation PSNR)")
+                              help="step, step_A_B_... (decay at epochs A, B, ...; like the original, any "
+                                   "name containing 'step', e.g. multistep_5_10) or plateau (on validation PSNR)")
     optimization.add_argument("--gamma", type=float, default=0.5, help="learning rate decay factor")
     optimization.add_argument("--patience", type=int, default=None,
                               help="plateau: epochs without PSNR improvement before the rate is reduced")

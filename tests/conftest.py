@@ -1,8 +1,14 @@
 """Shared fixtures: the golden reference data made from the original code (../shared/reference), and logging
-isolation for tests that run the scripts' main()."""
+isolation for tests that run the scripts' main().
+
+Without the reference data the golden tests are skipped on a developer's machine but fail under CI (``CI=true``),
+so a CI run can never pass without having compared against the original code."""
 import contextlib
+import errno
 import logging
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,11 +21,22 @@ sys.path.insert(0, str(REPO_ROOT))
 REFERENCE_DIR = Path(os.environ.get("STMFNET_REFERENCE", REPO_ROOT.parent / "shared" / "reference"))
 
 
-def _load_reference(name: str):
-    path = REFERENCE_DIR / name
+def running_in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def require_reference(path: Path) -> Path:
+    """``path`` of the golden reference data; skips the test when it is missing, or fails it under CI."""
     if not path.exists():
-        pytest.skip(f"golden reference {path} not found (set STMFNET_REFERENCE)")
-    return torch.load(path, weights_only=True)
+        message = f"golden reference {path} not found (set STMFNET_REFERENCE)"
+        if running_in_ci():
+            pytest.fail(message + ": CI must compare against the original code's goldens")
+        pytest.skip(message)
+    return path
+
+
+def _load_reference(name: str):
+    return torch.load(require_reference(REFERENCE_DIR / name), weights_only=True)
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +57,7 @@ def model_goldens():
 @pytest.fixture(scope="session")
 def golden_weights():
     """The reference ``golden_weights`` module (deterministic weights from parameter names)."""
-    if not (REFERENCE_DIR / "golden_weights.py").exists():
-        pytest.skip(f"golden reference {REFERENCE_DIR} not found (set STMFNET_REFERENCE)")
+    require_reference(REFERENCE_DIR / "golden_weights.py")
     sys.path.insert(0, str(REFERENCE_DIR))
     import golden_weights
 
@@ -77,3 +93,49 @@ def restore_logging():
     """Every test leaves the logging set-up as it found it."""
     with restored_root_logging():
         yield
+
+
+class _FillingFile:
+    """A binary file that accepts ``budget[0]`` more bytes, then fails as a full disk does."""
+
+    def __init__(self, file, budget):
+        self.file, self.budget = file, budget
+
+    def write(self, data):
+        if len(data) > self.budget[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.budget[0] -= len(data)
+        return self.file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.file.close()
+
+
+@contextlib.contextmanager
+def disk_filling_after(monkeypatch, budget_bytes: int):
+    """Every file utility's atomic writes open accepts ``budget_bytes`` in all, then raises OSError(ENOSPC)."""
+    import utility
+
+    budget = [budget_bytes]
+    monkeypatch.setattr(utility, "open", lambda path, mode: _FillingFile(open(path, mode), budget), raising=False)
+    yield
+    monkeypatch.delattr(utility, "open")
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: Path, size_kib: int):
+    """A tmpfs of ``size_kib`` KiB mounted at ``path`` (needs root on Linux); yields False where that is not allowed."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(path)],
+                             capture_output=True).returncode == 0 if shutil.which("mount") else False
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(path)], check=True)

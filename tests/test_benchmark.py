@@ -3,6 +3,7 @@ FLOP formulas of the custom ops, and the profile's 3D-convolution category."""
 import json
 import math
 
+import pytest
 import torch
 
 import benchmark
@@ -15,6 +16,7 @@ from cupy_module.softsplat import softsplat
 STUDENT_PARAMETERS = {"trainable": 1_822_063, "total": 1_822_162}
 
 
+@pytest.mark.slow
 def test_benchmark_student_smoke(tmp_path):
     json_path = tmp_path / "benchmark.json"
     benchmark.main(["--models", "student_STMFNet", "--sizes", "64x64", "--repeats", "1", "--profile",

@@ -93,3 +93,20 @@ def test_corrupted_file_raises_value_error(tmp_path, golden_student_state, damag
 def test_missing_file_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_checkpoint(models.student_STMFNet(), tmp_path / "absent.pth")
+
+
+def test_non_finite_weights_are_refused_by_name(tmp_path, golden_student_state):
+    state = dict(golden_student_state)
+    state["get_kernel.moduleAlpha1.7.weight"] = state["get_kernel.moduleAlpha1.7.weight"].clone()
+    state["get_kernel.moduleAlpha1.7.weight"].view(-1)[3] = float("nan")
+    state["get_kernel.moduleBeta2_ds.4.bias"] = torch.full_like(state["get_kernel.moduleBeta2_ds.4.bias"], float("inf"))
+    path = tmp_path / "diverged.pth"
+    torch.save({"state_dict": state}, path)
+    model = models.student_STMFNet()
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    with pytest.raises(ValueError, match="NaN or infinite weights") as error:
+        load_checkpoint(model, path)
+    message = str(error.value)
+    assert "tensors (2): " in message and str(path) in message
+    assert "get_kernel.moduleAlpha1.7.weight" in message and "get_kernel.moduleBeta2_ds.4.bias" in message
+    assert_state_equal(model, before)

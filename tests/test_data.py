@@ -30,7 +30,8 @@ from data import (
     build_test_set,
     item_generator,
 )
-from data.frames import center_crop, load_frame
+from data.frames import center_crop, load_frame, read_image_rgb
+from image_kinds import KINDS, expected_rgb, write_kind, write_png16
 
 FRAME_STEP = 4  # red value per frame number: numbers up to 63 fit in 8 bits
 QUINTUPLET = [1, 3, 4, 5, 7]
@@ -70,6 +71,31 @@ def test_load_frame_matches_torchvision_to_tensor(tmp_path):
     assert torch.equal(frame, TF.to_tensor(Image.open(tmp_path / "f.png")))
     with pytest.raises(FileNotFoundError, match="missing.png"):
         load_frame(tmp_path / "missing.png")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_png_kind_reads_as_its_8_bit_rgb(tmp_path, kind):
+    # 60 colours, so the palette kind can hold them all; values across the whole 0..255 range.
+    rgb = np.random.default_rng(1).integers(0, 60, (9, 11, 3)).astype(np.uint8) * 4 + 15
+    path = write_kind(tmp_path / f"{kind}.png", rgb, kind)
+    frame = read_image_rgb(path)
+    assert frame.dtype == np.uint8 and frame.flags.writeable
+    np.testing.assert_array_equal(frame, expected_rgb(rgb, kind))
+    assert torch.equal(load_frame(path), torch.from_numpy(expected_rgb(rgb, kind)).permute(2, 0, 1).float() / 255)
+
+
+def test_sixteen_bit_grey_is_rounded_not_clipped(tmp_path):
+    write_png16(tmp_path / "g.png", np.array([[0, 128, 300, 32896, 40000, 65535]], dtype=np.uint16))
+    assert read_image_rgb(tmp_path / "g.png")[0, :, 0].tolist() == [0, 0, 1, 128, 156, 255]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not_an_image", "empty"])
+def test_damaged_image_names_the_file(tmp_path, damage):
+    path = write_kind(tmp_path / "frame.png", np.zeros((32, 32, 3), np.uint8) + 90, "rgb")
+    content = path.read_bytes()
+    path.write_bytes({"truncated": content[: len(content) // 2], "not_an_image": b"hello" * 20, "empty": b""}[damage])
+    with pytest.raises(ValueError, match=f"cannot read {path} as an image"):
+        read_image_rgb(path)
 
 
 @pytest.mark.parametrize("size", [(7, 9), (8, 10), (5, 6)])
@@ -227,6 +253,15 @@ def test_bvidvc_crop_and_time_reversal(bvidvc_dir):
         assert all(f.shape == (3, 64, 96) for f in frames)
         reverse = dataset.augmentation.draw(256, 256, item_generator(2, index)).reverse
         assert numbers(frames) == [10 * index + n for n in (QUINTUPLET[::-1] if reverse else QUINTUPLET)]
+
+
+def test_bvidvc_takes_the_original_positional_arguments(bvidvc_dir):
+    # The original's order: (db_dir, res, crop_sz, augment_s, augment_t); res is unused.
+    positional = BVIDVC_quintuplet(bvidvc_dir, "1080p", (64, 96), False, False)
+    keywords = BVIDVC_quintuplet(bvidvc_dir, crop_sz=(64, 96), augment_s=False, augment_t=False)
+    assert positional.augmentation == keywords.augmentation
+    assert (positional.augmentation.hflip, positional.augmentation.reverse) == (False, False)
+    assert all(f.shape == (3, 64, 96) for f in positional[0])
 
 
 def test_bvidvc_bad_strip_and_missing_folder(bvidvc_dir, tmp_path):

@@ -31,6 +31,7 @@ def distill_argv(data_dir, teacher_path, out_dir, *extra):
             "--seed", "0", "--device", "cpu", *extra]
 
 
+@pytest.mark.slow
 def test_distillation_step_with_a_frozen_teacher(data_dir, teacher_path, tmp_path, monkeypatch):
     teachers = []
 

@@ -173,6 +173,7 @@ def one_process(data_dir, tmp_path_factory):
     return root / "out"
 
 
+@pytest.mark.slow
 def test_ranks_hold_identical_parameters(two_ranks):
     _, (rank0, rank1) = two_ranks
     assert rank0["exit_code"] == rank1["exit_code"] == 0
@@ -181,6 +182,7 @@ def test_ranks_hold_identical_parameters(two_ranks):
     assert max_difference(rank0["after"], rank0["before"]) > 0
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process_with_twice_the_batch(two_ranks, one_process):
     out_dir, (rank0, _) = two_ranks
     distributed_last, single_last = _load(last_checkpoint_path(out_dir)), _load(last_checkpoint_path(one_process))
@@ -201,6 +203,7 @@ def test_two_processes_match_one_process_with_twice_the_batch(two_ranks, one_pro
             assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6), key
 
 
+@pytest.mark.slow
 def test_validation_sums_and_counts_are_added_over_ranks(two_ranks, one_process):
     out_dir, (rank0, rank1) = two_ranks
     # Two validations (epoch end, --max_steps stop); items 0 and 2 on rank 0, item 1 on rank 1.
@@ -215,6 +218,7 @@ def test_validation_sums_and_counts_are_added_over_ranks(two_ranks, one_process)
         assert record["valid_ssim"] == pytest.approx(single["valid_ssim"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_obproxsg_switches_phase_after_an_epoch_of_the_per_process_loader(two_ranks):
     out_dir, records = two_ranks
     log = (out_dir / "log.txt").read_text()
@@ -228,6 +232,7 @@ def test_obproxsg_switches_phase_after_an_epoch_of_the_per_process_loader(two_ra
         assert record["loss_weights"] == [[2.0]]
 
 
+@pytest.mark.slow
 def test_only_rank_zero_writes(two_ranks):
     out_dir, (rank0, rank1) = two_ranks
     assert rank1["written"] == []
@@ -238,6 +243,7 @@ def test_only_rank_zero_writes(two_ranks):
     assert "Process group of 2 processes (gloo), 2 items per step (--batch_size 1 each)" in log
 
 
+@pytest.mark.slow
 def test_checkpoints_have_no_ddp_prefix_and_resume_across_process_counts(
     two_ranks, one_process, data_dir, tmp_path
 ):
@@ -271,6 +277,7 @@ def test_checkpoints_have_no_ddp_prefix_and_resume_across_process_counts(
         "epochs_done": 2, "steps_in_epoch": 0, "last_step_kind": "orthant"}
 
 
+@pytest.mark.slow
 def test_resume_with_other_items_per_step_is_a_clear_error(two_ranks, data_dir, tmp_path):
     out_dir = tmp_path / "resumed"
     shutil.copytree(two_ranks[0], out_dir)
@@ -281,6 +288,7 @@ def test_resume_with_other_items_per_step_is_a_clear_error(two_ranks, data_dir, 
         train.main(argv)
 
 
+@pytest.mark.slow
 def test_distillation_on_two_ranks(data_dir, tmp_path):
     """Two distillation steps with the default GAN distillation term: the student (DDP) and the discriminator
     (gradient hook) stay identical on both ranks; every rank has the frozen teacher."""

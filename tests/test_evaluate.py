@@ -9,6 +9,8 @@ import hashlib
 import json
 import math
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -17,11 +19,14 @@ from PIL import Image
 
 import data
 import evaluate
-from conftest import restored_root_logging
+from conftest import disk_filling_after, restored_root_logging
+from image_kinds import KINDS, expected_rgb, write_kind
 from data.make_sample import DEFAULT_VIDEO, build_sample
 from metrics import calc_psnr
 from models import student_STMFNet
-from pipeline.evaluation import ItemResult, results_text, summarize
+from pipeline.evaluation import ItemResult, save_image_pixels, summarize
+from pipeline.output_folder import LOCK
+from pipeline.results_file import results_text
 
 UCF = "Ucf101_quintuplet"
 DAVIS = "Davis90_quintuplet"
@@ -92,6 +97,7 @@ def exit_message(capsys, excinfo):
     return capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_student_is_evaluated_in_eval_mode_with_the_checkpoint_weights(student_run, checkpoint):
     _, _, model = student_run
     assert isinstance(model, student_STMFNet) and not any(module.training for module in model.modules())
@@ -99,6 +105,7 @@ def test_student_is_evaluated_in_eval_mode_with_the_checkpoint_weights(student_r
     assert all(torch.equal(value, saved[key]) for key, value in model.state_dict().items())
 
 
+@pytest.mark.slow
 def test_student_run_writes_one_png_per_item(student_run, student_data_dir):
     record, result_dir, _ = student_run
     test_set = data.build_test_set(UCF, student_data_dir)
@@ -108,6 +115,7 @@ def test_student_run_writes_one_png_per_item(student_run, student_data_dir):
         assert load_rgb(result_dir / name).shape == (256, 256, 3)
 
 
+@pytest.mark.slow
 def test_saved_outputs_are_what_was_scored(student_run, student_data_dir):
     record, result_dir, _ = student_run
     test_set = data.build_test_set(UCF, student_data_dir)
@@ -119,10 +127,12 @@ def test_saved_outputs_are_what_was_scored(student_run, student_data_dir):
         assert rescored == pytest.approx(item["scores"]["PSNR"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_student_results_txt_has_the_original_format(student_run):
     record, result_dir, _ = student_run
-    lines = (result_dir / "results.txt").read_text().splitlines()
-    matches = [RESULT_LINE.match(line) for line in lines]
+    text = (result_dir / "results.txt").read_text()
+    assert text.endswith("\n\n")  # UCF101: the original ended the file with a blank line
+    matches = [RESULT_LINE.match(line) for line in text.splitlines()[:-1]]
     assert all(matches), lines
     assert [m["label"].strip() for m in matches] == [*STUDENT_ITEMS, "Average"]
     for match, item in zip(matches, record["items"]):
@@ -131,6 +141,7 @@ def test_student_results_txt_has_the_original_format(student_run):
     assert float(matches[-1]["psnr"]) == round(record["mean"]["PSNR"], 3)
 
 
+@pytest.mark.slow
 def test_student_results_json_records_scores_model_and_provenance(student_run, checkpoint):
     record, result_dir, _ = student_run
     on_disk = json.loads((result_dir / "results.json").read_text())
@@ -150,6 +161,7 @@ def test_student_results_json_records_scores_model_and_provenance(student_run, c
     assert (result_dir / "log.txt").read_text().count("Average") >= 1
 
 
+@pytest.mark.slow
 def test_save_grid_writes_five_panels_per_item(student_run):
     _, result_dir, _ = student_run
     grids = sorted(path.name for path in (result_dir / "grids").iterdir())
@@ -168,8 +180,15 @@ def test_repeat_baseline_outputs_frame_i1_and_averages_per_sequence(sample_dir, 
         np.testing.assert_array_equal(saved, load_rgb(eval_item.frame_paths[1]))  # I1, the decoded JPEG
     assert list(record["sequences"]) == ["bbb-meadow", "bbb-squirrel"]
     assert record["averaging"] == "mean over sequences of per-sequence means"
-    lines = (tmp_path / DAVIS / "results.txt").read_text().splitlines()
-    assert [line.split(" -- ")[0].strip() for line in lines] == ["bbb-meadow", "bbb-squirrel", "Average"]
+    lines = (tmp_path / DAVIS / "results.txt").read_text().split("\n")
+    assert [line.split(" -- ")[0].strip() for line in lines[:3]] == ["bbb-meadow", "bbb-squirrel", "Average"]
+    items = record["items"]
+    meadow_seconds = sum(item["runtime_s"] + item["load_s"] for item in items[:2])
+    assert lines[0].endswith("\tAverage time: {}".format(meadow_seconds / 2))
+    assert lines[3] == "Average average time: {}".format(
+        np.mean([meadow_seconds, sum(item["runtime_s"] + item["load_s"] for item in items[2:])])
+    )
+    assert lines[4:] == ["", ""]
     assert sorted(p.relative_to(tmp_path / DAVIS).as_posix() for p in (tmp_path / DAVIS).rglob("*.png")) == [
         "bbb-meadow/frame3.png", "bbb-meadow/frame5.png", "bbb-squirrel/frame3.png", "bbb-squirrel/frame5.png",
     ]
@@ -178,13 +197,30 @@ def test_repeat_baseline_outputs_frame_i1_and_averages_per_sequence(sample_dir, 
 def test_average_baseline_outputs_the_mean_of_the_centre_inputs(sample_dir, tmp_path):
     record = run_baseline("average", UCF, sample_dir, tmp_path)
     test_set = data.build_test_set(UCF, sample_dir)
-    for item, eval_item in zip(record["items"], test_set.items):
-        first, second, target = (load_rgb(eval_item.frame_paths[k]).astype(np.float64) for k in (1, 3, 2))
-        saved = load_rgb(tmp_path / UCF / item["output_file"]).astype(np.float64)
-        # (a + b) / 2 rounded; a half level may round either way in float32
-        assert np.abs(saved - (first + second) / 2).max() <= 0.5
-        expected_psnr = 10 * np.log10(255**2 / np.mean((saved - target) ** 2))
-        assert item["scores"]["PSNR"] == pytest.approx(expected_psnr, abs=1e-3)
+    for index, (item, eval_item) in enumerate(zip(record["items"], test_set.items)):
+        frames, _ = test_set[index]
+        average = (frames[1] + frames[3]) / 2
+        saved = load_rgb(tmp_path / UCF / item["output_file"])
+        # saved as save_image does (half levels round up), scored on the metrics' 8-bit rounding (half to even)
+        np.testing.assert_array_equal(saved, save_image_pixels(average))
+        assert item["scores"]["PSNR"] == calc_psnr(frames[2][None], average[None]).item()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_png_kind_is_scored_as_its_8_bit_rgb(tmp_path, kind):
+    """16-bit grey once scored 27 dB where 9 dB was right (clipped to white); every kind must score its RGB."""
+    rng = np.random.default_rng(2)
+    item = tmp_path / "data" / "ucf101" / "0"
+    item.mkdir(parents=True)
+    frames = {}
+    for name in ("frame0", "frame1", "framet", "frame2", "frame3"):
+        frames[name] = rng.integers(0, 60, (16, 16, 3)).astype(np.uint8) * 4 + 15  # few colours: palettes hold them
+        write_kind(item / f"{name}.png", frames[name], kind)
+    record = run_baseline("repeat", UCF, tmp_path / "data", tmp_path / "out")
+    prediction, target = (expected_rgb(frames[name], kind).astype(np.float64) for name in ("frame1", "framet"))
+    np.testing.assert_array_equal(load_rgb(tmp_path / "out" / UCF / "0" / "output.png"), prediction)
+    expected_psnr = 10 * np.log10(255**2 / np.mean((prediction - target) ** 2))
+    assert record["items"][0]["scores"]["PSNR"] == pytest.approx(expected_psnr, abs=1e-3)
 
 
 def test_refuses_to_replace_earlier_results_without_overwrite(sample_dir, tmp_path, capsys):
@@ -249,8 +285,121 @@ def test_summary_averages_per_sequence_first():
     assert summary.sequences == {"a": {"PSNR": 25.0}, "b": {"PSNR": 40.0}}
     assert summary.mean == {"PSNR": 32.5}
     assert summary.mean_over_items == {"PSNR": 30.0}
-    assert results_text(summary) == (
+    assert results_text(summary, "VFITex_quintuplet") == (
         "a               -- {'PSNR': 25.0}\n"
         "b               -- {'PSNR': 40.0}\n"
         "Average         -- {'PSNR': 32.5}\n"
     )
+
+
+def write_tiny_ucf(root, items=2, size=(16, 16)):
+    """ucf101/<k>/ with five random frames of ``size`` (W, H) each: fast runs of the baselines."""
+    generator = np.random.default_rng(0)
+    for item in range(items):
+        folder = root / "ucf101" / str(item)
+        folder.mkdir(parents=True)
+        for name in ("frame0", "frame1", "framet", "frame2", "frame3"):
+            pixels = generator.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"{name}.png")
+    return root
+
+
+def tree(root):
+    return {path.relative_to(root).as_posix(): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def test_non_finite_outputs_give_strict_json_and_a_grid(tmp_path, monkeypatch):
+    write_tiny_ucf(tmp_path / "data", size=(48, 48))
+
+    def nan_predictor(args, device):
+        return (lambda frame0, frame1, frame2, frame3: torch.full_like(frame1, float("nan"))), {
+            "model": "broken", "checkpoint": None, "checkpoint_sha256": None, "checkpoint_epoch": None}
+
+    monkeypatch.setattr(evaluate, "build_predictor", nan_predictor)
+    evaluate.main(["--data_dir", str(tmp_path / "data"), "--dataset", UCF, "--out_dir", str(tmp_path / "out"),
+                   "--device", "cpu", "--save_grid"])
+    text = (tmp_path / "out" / UCF / "results.json").read_text()
+    record = json.loads(text, parse_constant=lambda token: pytest.fail(f"bare {token} in results.json"))
+    assert record["mean"] == {"PSNR": None, "SSIM": None}
+    assert record["items"][0]["scores"] == {"PSNR": None, "SSIM": None}
+    assert record["non_finite_values"]["mean.PSNR"] == "nan"
+    assert record["non_finite_values"]["items[1].scores.SSIM"] == "nan"
+    assert "0: the output holds 6912 NaN or infinite values" in (tmp_path / "out" / UCF / "log.txt").read_text()
+    grid = load_rgb(tmp_path / "out" / UCF / "grids" / "0.png")
+    assert grid.shape == (48, 5 * 48, 3)
+    assert (grid[24:, 4 * 48:] == [252, 255, 164]).all()  # a NaN output is full-scale error (below the label)
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused_and_changes_nothing(tmp_path, capsys):
+    write_tiny_ucf(tmp_path / "data")
+    run_baseline("repeat", UCF, tmp_path / "data", tmp_path / "out")
+    before = tree(tmp_path / "out")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+         str(tmp_path / "out" / UCF / LOCK)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(SystemExit) as excinfo:
+            run_baseline("average", UCF, tmp_path / "data", tmp_path / "out", "--overwrite")
+    finally:
+        holder.kill()
+        holder.wait()
+    message = exit_message(capsys, excinfo)
+    assert "another evaluate.py run is writing to" in message and str(tmp_path / "out" / UCF) in message
+    assert tree(tmp_path / "out") == before
+
+
+def test_overwrite_leaves_a_folder_evaluate_did_not_write_alone(tmp_path, capsys):
+    write_tiny_ucf(tmp_path / "data")
+    mine = tmp_path / "out" / UCF
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("my notes")
+    with pytest.raises(SystemExit) as excinfo:
+        run_baseline("average", UCF, tmp_path / "data", tmp_path / "out", "--overwrite")
+    assert "not written by evaluate.py" in exit_message(capsys, excinfo)
+    assert tree(tmp_path / "out") == {f"{UCF}/notes.txt": b"my notes"}
+
+
+def test_overwrite_replaces_only_the_earlier_run_s_files(tmp_path):
+    write_tiny_ucf(tmp_path / "data")
+    run_baseline("repeat", UCF, tmp_path / "data", tmp_path / "out", "--save_grid")
+    (tmp_path / "out" / UCF / "notes.txt").write_text("my notes")
+    run_baseline("average", UCF, tmp_path / "data", tmp_path / "out", "--overwrite")
+    files = set(tree(tmp_path / "out" / UCF))
+    assert "grids/0.png" not in files  # the earlier run's grid would not match the new results
+    assert {"0/output.png", "1/output.png", "results.json", "results.txt", "log.txt", "notes.txt"} <= files
+
+
+def test_a_full_disk_mid_run_names_the_file_and_keeps_earlier_files(tmp_path, monkeypatch, capsys):
+    write_tiny_ucf(tmp_path / "data")
+    run_baseline("repeat", UCF, tmp_path / "data", tmp_path / "out")
+    first = tree(tmp_path / "out" / UCF)
+    with disk_filling_after(monkeypatch, 2000):  # room for the first 16x16 PNG (~850 bytes), not the second
+        with pytest.raises(SystemExit) as excinfo:
+            run_baseline("average", UCF, tmp_path / "data", tmp_path / "out", "--overwrite")
+    assert excinfo.value.code == 1
+    stderr = capsys.readouterr().err
+    message = stderr.strip().splitlines()[-1]  # after the progress bar
+    assert message.startswith(f"evaluate.py: error: no space left on {tmp_path / 'out' / UCF}/")
+    assert "Traceback" not in stderr
+    after = tree(tmp_path / "out" / UCF)
+    assert after["results.json"] == first["results.json"]  # the earlier results are intact
+    assert not [name for name in after if name.endswith(".tmp")]
+    assert "no space left on" in after["log.txt"].decode() and "Traceback" in after["log.txt"].decode()
+
+
+@pytest.mark.parametrize("layout, expected", [
+    ("mixed", "item 1: its frames differ in size"),
+    ("tiny", "item 0: frames of 1x1 are too small for SSIM"),
+])
+def test_frames_are_checked_before_anything_is_written(tmp_path, capsys, layout, expected):
+    write_tiny_ucf(tmp_path / "data", size=(1, 1) if layout == "tiny" else (16, 16))
+    if layout == "mixed":
+        Image.new("RGB", (20, 16)).save(tmp_path / "data" / "ucf101" / "1" / "frame2.png")
+    with pytest.raises(SystemExit) as excinfo:
+        run_baseline("average", UCF, tmp_path / "data", tmp_path / "out", "--metrics", "PSNR", "SSIM")
+    assert expected in exit_message(capsys, excinfo)
+    assert not (tmp_path / "out").exists()

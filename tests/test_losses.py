@@ -1,10 +1,22 @@
 """Losses: Laplacian pyramid and Charbonnier against the original's goldens, the loss-spec parser, distillation."""
+import math
+
 import pytest
 import torch
 from torch import nn
 
 from conftest import relative_error
-from losses import Charbonnier, CharbonnierFunc, DistillationLoss, LaplacianLoss, Loss, parse_loss_spec
+from losses import (
+    DISTILLATION_LOSS_NAMES,
+    Charbonnier,
+    CharbonnierFunc,
+    CrossEntropy,
+    DistillationLoss,
+    KLDivergence,
+    LaplacianLoss,
+    Loss,
+    parse_loss_spec,
+)
 
 
 def _value_and_grad(loss_fn, pred, gt):
@@ -100,3 +112,47 @@ def test_distillation_loss_is_alpha_student_plus_distill():
 def test_loss_modules_have_no_state():
     assert len(Loss("1*Lap+1*Charb+1*L1+1*MSE").state_dict()) == 0
     assert isinstance(Loss("1*MSE").loss_module[0], nn.MSELoss)
+
+
+def test_kl_divergence_matches_hand_computed_value():
+    target = torch.tensor([0.5, 0.0, 1.0, 0.25], dtype=torch.float64).view(1, 1, 2, 2)
+    output = torch.tensor([0.1, 5.0, -2.0, 0.0], dtype=torch.float64).view(1, 1, 2, 2)
+    # target * (log(target) - output) per element, 0 * log(0) = 0, averaged over all four elements
+    terms = [0.5 * math.log(0.5) - 0.5 * 0.1, 0.0, 2.0, 0.25 * math.log(0.25)]
+    assert KLDivergence()(output, target).item() == pytest.approx(sum(terms) / 4, rel=1e-14)
+
+
+def test_cross_entropy_matches_hand_computed_value():
+    # Two pixels, the three colour channels as classes; the target is used as it is (not normalised).
+    output = torch.tensor([[0.0, 0.0], [math.log(2), 0.0], [math.log(3), 0.0]], dtype=torch.float64).view(1, 3, 1, 2)
+    target = torch.tensor([[0.5, 1.0], [0.25, 0.0], [1.0, 0.0]], dtype=torch.float64).view(1, 3, 1, 2)
+    # pixel 1: softmax (1/6, 2/6, 3/6) -> 0.5 ln 6 + 0.25 ln 3 + ln 2; pixel 2: softmax 1/3 each -> ln 3
+    expected = (0.5 * math.log(6) + 0.25 * math.log(3) + math.log(2) + math.log(3)) / 2
+    assert CrossEntropy()(output, target).item() == pytest.approx(expected, rel=1e-14)
+
+
+@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_divergence_terms_equal_the_torch_losses_the_original_built(dtype):
+    torch.manual_seed(0)
+    student = torch.randn(2, 3, 8, 8, dtype=dtype)
+    teacher = torch.rand(2, 3, 8, 8, dtype=dtype)
+    teacher[0, 0, 0, :4] = 0  # 0 * log(0) = 0
+    tolerance = 1e-14 if dtype == torch.float64 else 1e-6
+    expected = nn.KLDivLoss(reduction="mean")(student, teacher)
+    assert relative_error(KLDivergence()(student, teacher), expected) <= tolerance
+    expected = nn.CrossEntropyLoss()(student, teacher)
+    assert relative_error(CrossEntropy()(student, teacher), expected) <= tolerance
+
+
+def test_divergence_terms_are_distillation_only():
+    assert parse_loss_spec("1*KLDivergence+0.5*CrossEntropy", DISTILLATION_LOSS_NAMES) == [
+        (1.0, "KLDivergence"), (0.5, "CrossEntropy")
+    ]
+    with pytest.raises(ValueError, match="distill.py only"):
+        Loss("1*Lap+1*KLDivergence")
+    torch.manual_seed(1)
+    student, teacher, gt = (torch.rand(1, 3, 16, 16, dtype=torch.float64) for _ in range(3))
+    loss = DistillationLoss("1*CrossEntropy", "2*KLDivergence", alpha=0.1)(student, teacher, gt)
+    expected = 0.1 * CrossEntropy()(student, gt) + 2 * KLDivergence()(student, teacher)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-14)

@@ -31,7 +31,7 @@ from models.stmfnet import Metric
 from utility import gaussian_kernel as utility_gaussian_kernel
 from utility import moduleNormalize
 
-from conftest import REFERENCE_DIR, relative_error
+from conftest import REFERENCE_DIR, relative_error, require_reference
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,7 +92,7 @@ class CallRecorder:
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_state_dict_matches_manifest(name):
-    manifest = json.loads((REFERENCE_DIR / f"manifest_{name}.json").read_text())
+    manifest = json.loads(require_reference(REFERENCE_DIR / f"manifest_{name}.json").read_text())
     model = models.get_model_class(name)()
     state_dict = model.state_dict()
     got = {key: (list(value.shape), str(value.dtype).removeprefix("torch.")) for key, value in state_dict.items()}
@@ -373,6 +373,7 @@ def test_channels_last_training_gradients_match_default_layout(name, golden_weig
     assert float((fast - default).norm() / default.norm()) < 1e-2
 
 
+@pytest.mark.slow
 def test_channels_last_training_backward_is_memory_safe():
     """A float32 CPU training step in channels-last, at the size where PyTorch 2.14's strided 1x1 convolution of the
     6-channel frame pair corrupted the heap (see feature.ShortcutConv2d), under glibc's heap checks."""

@@ -36,19 +36,78 @@ def _run_steps(params, optimizer, grads):
     return kinds, trajectory
 
 
-@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-7), (torch.float32, 1e-4)])
-def test_obproxsg_matches_golden_trajectory(module_goldens, capsys, dtype, tolerance):
+def _original_step(params, grads, kind, lr, lambda_, eps):
+    """OBProxSG's update as the original wrote it (masked assignments into zero tensors), to compare bit for bit."""
+    for param, grad in zip(params, grads):
+        x = param.detach()
+        if kind == PROX_SG:
+            trial = torch.zeros_like(x)
+            shrunk_down = x - lr * grad - lr * lambda_
+            shrunk_up = x - lr * grad + lr * lambda_
+            trial[shrunk_down > 0] = shrunk_down[shrunk_down > 0]
+            trial[shrunk_up < 0] = shrunk_up[shrunk_up < 0]
+            x.add_(trial - x)
+        else:
+            orthant = torch.zeros_like(x)
+            orthant[x > 0] = 1
+            orthant[x < 0] = -1
+            direction = torch.zeros_like(grad)
+            direction[orthant > 0] = grad[orthant > 0] + lambda_
+            direction[orthant < 0] = grad[orthant < 0] - lambda_
+            trial = x - lr * direction
+            projected = torch.zeros_like(trial)
+            kept = trial * orthant > eps
+            projected[kept] = trial[kept]
+            x.copy_(projected)
+
+
+def test_original_arithmetic_transcription_reproduces_the_golden(module_goldens):
     case = module_goldens["obproxsg"]
+    hyper = case["inputs"]["hyper"]
+    params = [p.clone() for p in case["inputs"]["params_init"]]
+    for grads, kind, expected in zip(
+        case["inputs"]["grads"], case["outputs"]["step_kind"], case["outputs"]["params_after_step"]
+    ):
+        _original_step(params, grads, kind, hyper["lr"], hyper["lambda_"], hyper["eps"])
+        assert all(torch.equal(got, want) for got, want in zip(params, expected))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_obproxsg_matches_golden_trajectory_bit_for_bit(module_goldens, capsys, dtype):
+    case = module_goldens["obproxsg"]
+    hyper = case["inputs"]["hyper"]
     params, optimizer = _golden_optimizer(case, dtype)
     kinds, trajectory = _run_steps(params, optimizer, case["inputs"]["grads"])
 
     assert kinds == case["outputs"]["step_kind"] == [PROX_SG] * 2 + [ORTHANT] * 4
-    for step, (got, expected) in enumerate(zip(trajectory, case["outputs"]["params_after_step"])):
-        for got_param, expected_param in zip(got, expected):
-            assert relative_error(got_param, expected_param) <= tolerance, f"step {step}"
-            # exact zeros are the point of the method: they must match one for one
-            assert torch.equal(got_param == 0, expected_param == 0), f"step {step}"
+    reference = [p.clone().to(dtype) for p in case["inputs"]["params_init"]]
+    for step, (got, grads, kind) in enumerate(zip(trajectory, case["inputs"]["grads"], kinds)):
+        _original_step(reference, [g.to(dtype) for g in grads], kind, hyper["lr"], hyper["lambda_"], hyper["eps"])
+        for got_param, expected_param in zip(got, reference):
+            assert torch.equal(got_param, expected_param), f"step {step}"
+        if dtype == torch.float64:
+            for got_param, golden_param in zip(got, case["outputs"]["params_after_step"][step]):
+                assert torch.equal(got_param, golden_param), f"step {step}"
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_obproxsg_uses_the_original_arithmetic_on_many_weights(dtype):
+    # Enough weights that x + (trial - x) != trial somewhere (about 1 % of the entries per Prox-SG step).
+    generator = torch.Generator().manual_seed(3)
+    initial = torch.randn(4000, generator=generator, dtype=torch.float64).to(dtype) * 0.05
+    grads = [torch.randn(4000, generator=generator, dtype=torch.float64).to(dtype) for _ in range(6)]
+    lr, lambda_, eps = 0.01, 0.3, 1e-3
+    param = initial.clone().requires_grad_(True)
+    optimizer = OBProxSG([param], lr=lr, lambda_=lambda_, epochSize=3, Np=1, eps=eps)
+    reference = [initial.clone()]
+    for grad in grads:
+        kind = optimizer.current_step_kind()
+        param.grad = grad.clone()
+        optimizer.step()
+        _original_step(reference, [grad], kind, lr, lambda_, eps)
+        assert torch.equal(param.detach(), reference[0]), kind
+    assert optimizer.last_step_kind == ORTHANT and 0 < int((param == 0).sum()) < param.numel()
 
 
 @pytest.mark.parametrize("saved_after", [1, 3])
@@ -185,7 +244,19 @@ def test_make_scheduler_rejects_bad_options():
     optimizer = torch.optim.SGD(_model_with_a_frozen_parameter().parameters(), lr=1.0)
     with pytest.raises(ValueError, match="patience"):
         make_scheduler(_args(decay_type="plateau"), optimizer)
-    with pytest.raises(ValueError, match="unknown decay_type"):
+    with pytest.raises(ValueError, match="unknown --decay_type"):
         make_scheduler(_args(decay_type="cosine"), optimizer)
     with pytest.raises(ValueError, match="step_A_B"):
         make_scheduler(_args(decay_type="step_x"), optimizer)
+    with pytest.raises(ValueError, match="step_A_B"):
+        make_scheduler(_args(decay_type="multistep"), optimizer)
+
+
+@pytest.mark.parametrize(
+    "decay_type, milestones", [("multistep_5_10", [5, 10]), ("mstep_3", [3]), ("step_2_4_8", [2, 4, 8])]
+)
+def test_make_scheduler_reads_milestones_from_any_name_containing_step(decay_type, milestones):
+    optimizer = torch.optim.SGD(_model_with_a_frozen_parameter().parameters(), lr=1.0)
+    scheduler = make_scheduler(_args(decay_type=decay_type, gamma=0.1), optimizer)
+    assert isinstance(scheduler, torch.optim.lr_scheduler.MultiStepLR)
+    assert sorted(scheduler.milestones.elements()) == milestones

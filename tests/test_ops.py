@@ -317,6 +317,7 @@ def test_correlation_rejects_bad_input():
         correlation(torch.rand(4, 6, 7), torch.rand(4, 6, 7))
 
 
+@pytest.mark.slow
 def test_adacof_cpu_forward_memory_at_1080p():
     """A 1920x1088 AdaCoF forward (F=5) needs little beyond its inputs and output (issue #2 allowed ~2 GB; the
     sparse-product forward measured about 70 MiB), and its fresh process prints no warning (the CPU path builds sparse

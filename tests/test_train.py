@@ -70,6 +70,7 @@ def _assert_same_tree(got, expected, where: str = "") -> None:
         assert got == expected, f"{where}: {got} != {expected}"
 
 
+@pytest.mark.slow
 def test_student_run_writes_logs_checkpoints_and_reports(full_run, half_run):
     log = (full_run / "log.txt").read_text()
     assert "STARTING FROM EPOCH 0" in log
@@ -106,6 +107,7 @@ def test_student_run_writes_logs_checkpoints_and_reports(full_run, half_run):
     assert "Suggested channel widths" in log
 
 
+@pytest.mark.slow
 def test_resume_continues_bit_exactly(full_run, half_run, data_dir, tmp_path):
     """2 steps + --resume to 4 steps == 4 steps: weights, optimizer, scheduler, discriminator, RNG, history."""
     resumed = tmp_path / "resumed"
@@ -128,6 +130,7 @@ def test_resume_continues_bit_exactly(full_run, half_run, data_dir, tmp_path):
         _assert_same_tree(_load(resumed / "checkpoint" / name), _load(full_run / "checkpoint" / name), name)
 
 
+@pytest.mark.slow
 def test_resume_at_max_steps_has_nothing_to_do(half_run, data_dir, tmp_path):
     out_dir = tmp_path / "done"
     shutil.copytree(half_run, out_dir)
@@ -137,6 +140,7 @@ def test_resume_at_max_steps_has_nothing_to_do(half_run, data_dir, tmp_path):
     assert last_checkpoint_path(out_dir).read_bytes() == before
 
 
+@pytest.mark.slow
 def test_new_run_refuses_an_out_dir_with_checkpoints(half_run, data_dir, tmp_path, capsys):
     out_dir = tmp_path / "taken"
     shutil.copytree(half_run, out_dir)
@@ -148,6 +152,7 @@ def test_new_run_refuses_an_out_dir_with_checkpoints(half_run, data_dir, tmp_pat
     assert {path.name: path.read_bytes() for path in (out_dir / "checkpoint").iterdir()} == before
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(half_run, data_dir, tmp_path, monkeypatch):
     out_dir = tmp_path / "nan"
     shutil.copytree(half_run, out_dir)
@@ -185,6 +190,7 @@ def test_failed_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     assert [p.name for p in path.parent.iterdir()] == ["last.pth"]  # no temporary file left behind
 
 
+@pytest.mark.slow
 def test_teacher_with_obproxsg_and_load(data_dir, tmp_path):
     """Phase 1 as in the README, shortened: --load a teacher, one OBProxSG step, the compression report."""
     torch.manual_seed(0)

@@ -12,19 +12,27 @@ every gap is interpolated. ``boundary="duplicate"`` reproduces the teacher's ``i
 interpolated only the pairs with two real neighbours and filled the first gap with a copy of the first frame and
 the last gap with a copy of the last frame (at 4x and 8x every pass does so).
 
+Scene cuts and static (duplicate) pairs: every frame travels with the ``Gap`` that follows it (video/gaps.py).
+A copied gap is never interpolated, and no window reaches across a cut: each shot is windowed as a video of its
+own, its end frames repeated as ``boundary="pad"`` does at the ends of the video (whatever ``boundary`` is; that
+option concerns only the video's own ends). The gaps are halved with the frames, so the later passes of 4x and
+8x keep both.
+
 Every pass is a generator holding a window of four frames, so memory does not depend on the video's length.
 Interpolated frames are clipped to [0, 1]; input frames pass through untouched.
 """
 from __future__ import annotations
 
 import math
-from collections import deque
-from itertools import islice
-from typing import Callable, Iterable, Iterator
+from fractions import Fraction
+from itertools import chain, islice
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from video.gaps import INTERPOLATE, Gap
 
 Interpolator = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
 FACTORS = (2, 4, 8)
@@ -42,6 +50,17 @@ def output_frame_count(input_count: int, factor: int) -> int:
     return factor * (input_count - 1) + 1
 
 
+def output_time(input_times: Sequence[Fraction], index: int, factor: int) -> Fraction:
+    """Time of output frame ``index``: an original keeps its input's time, a new frame sits at its fraction of the
+    gap between its two neighbours (halfway at 2x; the chained halves of 4x and 8x land on quarters and eighths).
+    Needs the times of the inputs up to the frame after the gap, which the passes have read by then."""
+    gap, step = divmod(index, factor)
+    if step == 0:
+        return input_times[gap]
+    start, end = input_times[gap], input_times[gap + 1]
+    return start + (end - start) * step / factor
+
+
 def frame_to_tensor(frame: np.ndarray, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
                     ) -> Tensor:
     """An (H, W, 3) uint8 RGB frame as a (1, 3, H, W) tensor in [0, 1]."""
@@ -55,47 +74,72 @@ def tensor_to_frame(tensor: Tensor) -> np.ndarray:
     return quantized.permute(1, 2, 0).cpu().numpy()
 
 
-def _windows(frames: Iterable[Tensor]) -> Iterator[tuple[tuple[Tensor, ...], bool, bool]]:
-    """(I0, I1, I2, I3) around each consecutive pair, the ends repeated, with flags (first pair, last pair)."""
+PlannedFrame = tuple[Tensor, Gap]  # a frame and the gap that follows it (ignored after the last frame)
+
+
+def _windows(frames: Iterable[PlannedFrame]) -> Iterator[tuple[tuple[Tensor, ...], Gap, bool, bool]]:
+    """(I0, I1, I2, I3) around each consecutive pair with the pair's gap and flags (first pair, last pair).
+
+    A window stops at the ends of the stream and at cuts: the missing outer frame is the pair's own frame repeated.
+    """
     stream = iter(frames)
     head = list(islice(stream, 2))
     if len(head) < 2:
         raise ValueError(f"frame-rate conversion needs at least 2 frames, got {len(head)}")
-    window = deque((head[0], head[0], head[1]), maxlen=4)
+    (left, gap), (right, right_gap) = head
+    outer_left = left
     is_first = True
-    for frame in stream:
-        window.append(frame)
-        yield tuple(window), is_first, False
+    for following, following_gap in chain(stream, [(None, None)]):
+        is_last = following is None
+        outer_right = right if is_last or right_gap.cut else following
+        yield (outer_left, left, right, outer_right), gap, is_first, is_last
+        outer_left = right if gap.cut else left
+        left, gap, right, right_gap = right, right_gap, following, following_gap
         is_first = False
-    window.append(window[-1])
-    yield tuple(window), is_first, True
+
+
+def double_planned_frame_rate(frames: Iterable[PlannedFrame], interpolate: Interpolator, boundary: str = "pad"
+                              ) -> Iterator[PlannedFrame]:
+    """One 2x pass over planned frames: each frame, then the middle of it and the next one, interpolated or
+    copied as its gap says (the last frame ends the stream); the new frames carry the halves of the gap."""
+    if boundary not in BOUNDARY_MODES:
+        raise ValueError(f"boundary mode must be one of {BOUNDARY_MODES}, got {boundary!r}")
+    window = gap = None
+    for window, gap, is_first, is_last in _windows(frames):
+        first_half, second_half = gap.halves()
+        yield window[1], first_half
+        if gap.is_copy:
+            middle = gap.middle_copy(window[1], window[2])
+        elif boundary == "duplicate" and is_first:
+            middle = window[1]
+        elif boundary == "duplicate" and is_last:
+            middle = window[2]
+        else:
+            middle = interpolate(*window).clamp(0, 1)
+        yield middle, second_half
+    yield window[2], gap
+
+
+def raise_planned_frame_rate(frames: Iterable[PlannedFrame], interpolate: Interpolator, factor: int,
+                             boundary: str = "pad") -> Iterator[Tensor]:
+    """``factor`` x the frame rate of planned frames by log2(factor) chained 2x passes; yields the frames."""
+    check_factor(factor)
+    stream: Iterable[PlannedFrame] = frames
+    for _ in range(int(math.log2(factor))):
+        stream = double_planned_frame_rate(stream, interpolate, boundary)
+    return (frame for frame, _ in stream)
 
 
 def double_frame_rate(frames: Iterable[Tensor], interpolate: Interpolator, boundary: str = "pad"
                       ) -> Iterator[Tensor]:
-    """One 2x pass: each frame, then the middle of it and the next one (the last frame ends the stream)."""
-    if boundary not in BOUNDARY_MODES:
-        raise ValueError(f"boundary mode must be one of {BOUNDARY_MODES}, got {boundary!r}")
-    window = None
-    for window, is_first, is_last in _windows(frames):
-        yield window[1]
-        if boundary == "duplicate" and is_first:
-            yield window[1]
-        elif boundary == "duplicate" and is_last:
-            yield window[2]
-        else:
-            yield interpolate(*window).clamp(0, 1)
-    yield window[2]
+    """One 2x pass interpolating every gap: each frame, then the middle of it and the next one."""
+    return raise_frame_rate(frames, interpolate, 2, boundary)
 
 
 def raise_frame_rate(frames: Iterable[Tensor], interpolate: Interpolator, factor: int, boundary: str = "pad"
                      ) -> Iterator[Tensor]:
-    """``factor`` x the frame rate by log2(factor) chained 2x passes (see the module docstring)."""
-    check_factor(factor)
-    stream: Iterable[Tensor] = frames
-    for _ in range(int(math.log2(factor))):
-        stream = double_frame_rate(stream, interpolate, boundary)
-    return iter(stream)
+    """``factor`` x the frame rate, every gap interpolated (see the module docstring)."""
+    return raise_planned_frame_rate(((frame, INTERPOLATE) for frame in frames), interpolate, factor, boundary)
 
 
 def model_interpolator(model: nn.Module, fp16: bool = False) -> Interpolator:

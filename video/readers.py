@@ -1,11 +1,18 @@
 """Streaming frame sources for ``interpolate.py``: any video PyAV decodes, raw YUV files, folders of images.
 
-A source opens and checks its input when it is built (a missing, unreadable or malformed input raises before
-anything is written) and then yields (H, W, 3) uint8 RGB frames one at a time, so memory does not grow with the
-length of the video. ``open_source`` picks the source from the path.
+A source opens and checks its input when it is built (a missing, unreadable or malformed input, or a folder of
+frames of different sizes, raises before anything is written) and then yields (H, W, 3) uint8 RGB frames one at
+a time, so memory does not grow with the length of the video; ``timed_frames()`` pairs each with its time in
+seconds from the first frame. ``open_source`` picks the source from the path.
+
+A video's frames keep their real timestamps, so a variable-frame-rate input keeps its timing; a warning says when
+the timestamps disagree with the container's nominal rate. A video that decodes to fewer frames than its header
+declares gets a loud warning; a decoding error part-way through is an error unless ``allow_truncated``, which
+keeps the frames before it. The display rotation a phone records is read into ``SourceInfo.rotation``.
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -16,11 +23,17 @@ import av
 import numpy as np
 from PIL import Image
 
+from data.frames import read_image_rgb
 from video.yuv import YUVFormat, format_from_name, frame_rate_from_name, split_planes, yuv_to_rgb
 
 PathType = Union[str, Path]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 YUV_SUFFIXES = (".yuv",)
+# A frame interval this far (relative) from the nominal one means the rate is variable.
+RATE_TOLERANCE = 0.1
+
+logger = logging.getLogger(__name__)
+TimedFrame = tuple[np.ndarray, Optional[Fraction]]
 
 
 @dataclass(frozen=True)
@@ -28,7 +41,10 @@ class SourceInfo:
     """What the writer and the progress bar need to know about an input.
 
     ``frame_rate`` is None when the input does not say (a folder, or a YUV file without ``<n>fps`` in its name);
-    ``frame_count`` is None when a container does not record it.
+    ``frame_count`` is None when a container does not record it (then it may be estimated from the duration).
+    ``declared_frames`` is the count a container's header states, if any; ``time_base`` the resolution of a
+    video's timestamps; ``rotation`` the display rotation in degrees counter-clockwise (stored frames are not
+    turned).
     """
 
     path: Path
@@ -38,36 +54,48 @@ class SourceInfo:
     frame_rate: Optional[Fraction]
     frame_count: Optional[int]
     has_audio: bool = False
+    declared_frames: Optional[int] = None
+    time_base: Optional[Fraction] = None
+    rotation: int = 0
 
 
 class FrameSource:
-    """Base of the sources: ``info`` and iteration over RGB frames."""
+    """Base of the sources: ``info`` and iteration over RGB frames, with or without their times."""
 
     info: SourceInfo
 
-    def __iter__(self) -> Iterator[np.ndarray]:
+    def timed_frames(self) -> Iterator[TimedFrame]:
+        """(frame, seconds since the first frame), the time None when the input has no rate."""
         raise NotImplementedError
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (frame for frame, _ in self.timed_frames())
+
+
+def _constant_rate_times(frames: Iterator[np.ndarray], frame_rate: Optional[Fraction]) -> Iterator[TimedFrame]:
+    for index, frame in enumerate(frames):
+        yield frame, (index / frame_rate if frame_rate else None)
 
 
 class VideoFileSource(FrameSource):
-    """The first video stream of a container, decoded with PyAV (FFmpeg), frame by frame.
+    """The first video stream of a container, decoded with PyAV (FFmpeg), frame by frame, with its timestamps."""
 
-    Variable-frame-rate inputs are treated as constant-rate at their average rate.
-    """
-
-    def __init__(self, path: PathType) -> None:
+    def __init__(self, path: PathType, allow_truncated: bool = False) -> None:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"input {path} does not exist")
+        self.allow_truncated = allow_truncated
         try:
             with av.open(str(path)) as container:
                 if not container.streams.video:
                     raise ValueError(f"{path} has no video stream")
                 stream = container.streams.video[0]
                 rate = stream.average_rate or stream.guessed_rate
-                frame_count = stream.frames or None
+                declared = stream.frames or None
+                frame_count = declared
                 if frame_count is None and stream.duration is not None and rate:
                     frame_count = round(float(stream.duration * stream.time_base * rate))
+                first = next(container.decode(stream), None)
                 self.info = SourceInfo(
                     path=path,
                     kind="video",
@@ -76,16 +104,69 @@ class VideoFileSource(FrameSource):
                     frame_rate=Fraction(rate) if rate else None,
                     frame_count=frame_count,
                     has_audio=bool(container.streams.audio),
+                    declared_frames=declared,
+                    time_base=Fraction(stream.time_base) if stream.time_base else None,
+                    rotation=round(first.rotation) if first is not None else 0,
                 )
         except av.error.FFmpegError as error:
             raise ValueError(f"cannot read {path} as a video: {error}") from error
 
-    def __iter__(self) -> Iterator[np.ndarray]:
-        with av.open(str(self.info.path)) as container:
+    def _decoded(self) -> Iterator[av.VideoFrame]:
+        """The decoded frames; a decoding error stops with a ValueError, or with ``allow_truncated`` a warning."""
+        path = self.info.path
+        count = 0
+        with av.open(str(path)) as container:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
+            # Slice threads only: with frame threads FFmpeg drops a damaged packet's error and decoding just stops.
+            stream.thread_type = "SLICE"
+            frames = container.decode(stream)
+            while True:
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    break
+                except av.error.FFmpegError as error:
+                    if not self.allow_truncated:
+                        raise ValueError(
+                            f"{path} is damaged or truncated: decoding failed after {count} frames "
+                            f"({getattr(error, 'strerror', None) or error}); pass "
+                            f"--allow_truncated to use the {count} frames before the damage"
+                        ) from error
+                    logger.warning("%s: decoding failed after %d frames (%s); --allow_truncated: using those %d",
+                                   path, count, error, count)
+                    break
+                count += 1
+                yield frame
+        declared = self.info.declared_frames
+        if declared is not None and count < declared:
+            logger.warning(
+                "%s declares %d frames but only %d decoded: the file is probably truncated; the output covers "
+                "the %d frames that decoded", path, declared, count, count,
+            )
+
+    def timed_frames(self) -> Iterator[TimedFrame]:
+        rate = self.info.frame_rate
+        origin = previous = None
+        warned = False
+        for index, frame in enumerate(self._decoded()):
+            if frame.pts is not None and frame.time_base is not None:
+                time = Fraction(frame.pts) * Fraction(frame.time_base)
+            else:  # no timestamp (raw streams): the nominal rate's slot
+                time = index / rate if rate else None
+            if time is not None:
+                origin = time if origin is None else origin
+                time -= origin
+            if rate and time is not None and previous is not None and not warned:
+                interval, nominal = time - previous, 1 / rate
+                if abs(interval - nominal) > RATE_TOLERANCE * nominal:
+                    warned = True
+                    logger.warning(
+                        "%s has a variable frame rate: frame %d comes %.1f ms after the one before, where the "
+                        "container's rate, %.4g fps, gives %.1f ms", self.info.path, index, 1000 * float(interval),
+                        float(rate), 1000 * float(nominal),
+                    )
+            previous = time
+            yield frame.to_ndarray(format="rgb24"), time
 
 
 class YUVFileSource(FrameSource):
@@ -107,11 +188,14 @@ class YUVFileSource(FrameSource):
         self.matrix = matrix
         self.info = SourceInfo(path, "yuv", layout.width, layout.height, frame_rate, frame_count)
 
-    def __iter__(self) -> Iterator[np.ndarray]:
+    def _frames(self) -> Iterator[np.ndarray]:
         with open(self.info.path, "rb") as file:
             for _ in range(self.info.frame_count):
                 luma, cb, cr = split_planes(file.read(self.layout.bytes_per_frame), self.layout)
                 yield yuv_to_rgb(luma, cb, cr, self.layout.bit_depth, self.matrix)
+
+    def timed_frames(self) -> Iterator[TimedFrame]:
+        return _constant_rate_times(self._frames(), self.info.frame_rate)
 
 
 def _frame_number(path: Path) -> tuple[int, str]:
@@ -119,14 +203,12 @@ def _frame_number(path: Path) -> tuple[int, str]:
     return (int(numbers[-1]) if numbers else -1, path.name)
 
 
-def read_image_rgb(path: PathType) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB; 16-bit greyscale is reduced to 8 bits, alpha is dropped."""
-    with Image.open(path) as image:
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-            grey = np.asarray(image, dtype=np.float64)
-            grey8 = np.clip(np.rint(grey / 257.0), 0, 255).astype(np.uint8)
-            return np.repeat(grey8[..., None], 3, axis=-1)
-        return np.asarray(image.convert("RGB"))
+def _image_size(path: Path) -> tuple[int, int]:
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"cannot read {path} as an image: {error}") from error
 
 
 class ImageFolderSource(FrameSource):
@@ -142,22 +224,19 @@ class ImageFolderSource(FrameSource):
         )
         if not self.files:
             raise ValueError(f"{path} holds no {'/'.join(IMAGE_SUFFIXES)} frames")
-        try:
-            with Image.open(self.files[0]) as first:
-                width, height = first.size
-        except OSError as error:
-            raise ValueError(f"cannot read {self.files[0]} as an image: {error}") from error
+        # Every frame's size from its header (cheap), so that a stray frame stops the run before it starts.
+        width, height = _image_size(self.files[0])
+        for file in self.files[1:]:
+            if _image_size(file) != (width, height):
+                other_width, other_height = _image_size(file)
+                raise ValueError(
+                    f"{file} is {other_width}x{other_height}, but the first frame, {self.files[0].name}, is "
+                    f"{width}x{height}; all frames must have one size"
+                )
         self.info = SourceInfo(path, "images", width, height, frame_rate, len(self.files))
 
-    def __iter__(self) -> Iterator[np.ndarray]:
-        for file in self.files:
-            frame = read_image_rgb(file)
-            if frame.shape[:2] != (self.info.height, self.info.width):
-                raise ValueError(
-                    f"{file} is {frame.shape[1]}x{frame.shape[0]}, but the first frame is "
-                    f"{self.info.width}x{self.info.height}; all frames must have one size"
-                )
-            yield frame
+    def timed_frames(self) -> Iterator[TimedFrame]:
+        return _constant_rate_times((read_image_rgb(file) for file in self.files), self.info.frame_rate)
 
 
 def open_source(
@@ -167,11 +246,14 @@ def open_source(
     bit_depth: Optional[int] = None,
     frame_rate: Optional[Fraction] = None,
     matrix: str = "bt601",
+    allow_truncated: bool = False,
 ) -> FrameSource:
     """The source for ``path``: a folder of images, a ``.yuv`` file, or a video container.
 
     ``size``, ``chroma`` and ``bit_depth`` apply to YUV files (None: from the file name, as the original did).
-    ``frame_rate`` overrides the input's own rate (needed for folders and for YUV names without ``<n>fps``).
+    ``frame_rate`` overrides the input's own rate (needed for folders and for YUV names without ``<n>fps``);
+    for a video it sets the nominal rate, and the frames keep their timestamps. ``allow_truncated``: see
+    :class:`VideoFileSource`.
     """
     path = Path(path)
     if path.is_dir():
@@ -179,7 +261,7 @@ def open_source(
     if path.suffix.lower() in YUV_SUFFIXES:
         layout = format_from_name(path, size, chroma, bit_depth)
         return YUVFileSource(path, layout, frame_rate or frame_rate_from_name(path), matrix)
-    source = VideoFileSource(path)
+    source = VideoFileSource(path, allow_truncated)
     if frame_rate is not None:
         source.info = replace(source.info, frame_rate=Fraction(frame_rate))
     return source

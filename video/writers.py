@@ -1,9 +1,13 @@
 """Frame sinks for ``interpolate.py``: a video encoded with PyAV, or a folder of numbered PNG frames.
 
-Both write under a temporary name beside the target (``.<name>.partial<suffix>``) and rename it only when
-``close()`` succeeds; ``abort()`` (or leaving the ``with`` block by an exception, Ctrl-C included) deletes it.
+Both write under a hidden temporary name beside the target that is unique to the run and publish it by a rename
+only when ``close()`` succeeds (see ``video/output.py``); ``abort()`` (or leaving the ``with`` block by an
+exception, Ctrl-C included) deletes it and never raises, so the error that stopped the run is the one reported.
 An interrupted run therefore never leaves a file with the requested name, and a run killed outright leaves only
 a hidden file whose name says it is partial.
+
+A video keeps the times it is given (``write(frame, time)``), so variable-frame-rate inputs keep their timing, and
+can carry the input's display rotation.
 """
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ import av
 import numpy as np
 from PIL import Image
 
+from video.output import MARKER_NAME, frame_name, marker_text, publish_file, publish_folder, run_temporary_path
+
 PathType = Union[str, Path]
 DEFAULT_CODEC = "libx264"
 # libx264rgb encodes RGB planes directly; at crf 0 the decoded frames equal the input bit for bit.
@@ -25,15 +31,25 @@ LOSSLESS_CODEC = "libx264rgb"
 # Codecs (FFmpeg encoder names) that take the x264-style rate-control options --crf and --preset.
 CRF_AND_PRESET_CODECS = ("libx264", "libx264rgb", "libx265")
 CRF_CODECS = ("libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1")
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+# Largest constant rate factor: x264/x265 use 0..51, the VP9 and AV1 encoders 0..63.
+MAX_CRF = {**dict.fromkeys(CRF_AND_PRESET_CODECS, 51), **dict.fromkeys(CRF_CODECS, 63)}
 # How far audio may run ahead of the video written so far; keeps the two interleaved in the file.
 AUDIO_LEAD_SECONDS = 0.5
 
 logger = logging.getLogger(__name__)
 
 
-def partial_path(path: Path) -> Path:
-    """Hidden temporary name beside ``path`` that keeps its suffix (FFmpeg picks the container from it)."""
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
+def check_encoder_options(codec: str, crf: Optional[int], preset: Optional[str], lossless: bool = False) -> None:
+    """Raise ValueError naming the flag when --crf or --preset cannot work with the encoder (as FFmpeg would only
+    say with an error code once the encoder opens)."""
+    if lossless:
+        codec, crf = LOSSLESS_CODEC, 0
+    if crf is not None and codec in MAX_CRF and not 0 <= crf <= MAX_CRF[codec]:
+        raise ValueError(f"--crf {crf} is out of range for {codec}: use 0 (lossless) to {MAX_CRF[codec]}")
+    if preset is not None and codec in CRF_AND_PRESET_CODECS and preset not in X264_PRESETS:
+        raise ValueError(f"--preset {preset!r} is not a {codec} preset; one of {', '.join(X264_PRESETS)}")
 
 
 class _AudioCopy:
@@ -95,12 +111,15 @@ class _CompleteOrAbort:
 
 
 class VideoWriter(_CompleteOrAbort):
-    """Encode (H, W, 3) uint8 RGB frames at a constant ``frame_rate`` with PyAV, optionally copying audio.
+    """Encode (H, W, 3) uint8 RGB frames with PyAV, optionally copying audio.
 
-    ``codec`` is an FFmpeg encoder name (default libx264); ``crf`` and ``preset`` apply to the x264/x265 family
-    (``crf`` also to VP9/AV1). ``lossless`` switches to libx264rgb at crf 0 with RGB samples (bit-exact; some
-    players cannot show it). 4:2:0 needs even sizes, so odd-sized frames are encoded as 4:4:4 instead.
-    ``audio_from`` names a file whose first audio stream is copied (use only when the duration is kept).
+    ``frame_rate`` is the nominal rate; frames written without a time follow it, frames written with one keep it
+    (at the resolution of ``time_base``, default 1 / frame_rate). ``codec`` is an FFmpeg encoder name (default
+    libx264); ``crf`` and ``preset`` apply to the x264/x265 family (``crf`` also to VP9/AV1). ``lossless``
+    switches to libx264rgb at crf 0 with RGB samples (bit-exact; some players cannot show it). 4:2:0 needs even
+    sizes, so odd-sized frames are encoded as 4:4:4 instead. ``rotation`` (degrees counter-clockwise) is written as
+    the display matrix, as a phone writes it. ``audio_from`` names a file whose first audio stream is copied (use
+    only when the duration is kept). ``replace`` allows replacing an existing file at ``path``.
     """
 
     def __init__(
@@ -115,11 +134,17 @@ class VideoWriter(_CompleteOrAbort):
         pix_fmt: str = "yuv420p",
         lossless: bool = False,
         audio_from: Optional[PathType] = None,
+        rotation: int = 0,
+        time_base: Optional[Fraction] = None,
+        replace: bool = False,
     ) -> None:
         self.path = Path(path)
-        self.temporary = partial_path(self.path)
+        self.replace = replace
         self.frame_rate = Fraction(frame_rate)
+        self.time_base = Fraction(time_base) if time_base is not None else 1 / self.frame_rate
         self.frames_written = 0
+        self.last_pts: Optional[int] = None
+        self.audio: Optional[_AudioCopy] = None
         if lossless:
             codec, crf, pix_fmt = LOSSLESS_CODEC, 0, "rgb24"
         if pix_fmt.startswith("yuv420") and (width % 2 or height % 2):
@@ -132,12 +157,19 @@ class VideoWriter(_CompleteOrAbort):
             options["preset"] = preset
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.container = av.open(str(self.temporary), mode="w")
-        self.audio: Optional[_AudioCopy] = None
+        self.temporary = run_temporary_path(self.path)
+        os.close(os.open(self.temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # claim the name
+        try:
+            self.container = av.open(str(self.temporary), mode="w")
+        except BaseException:
+            self.temporary.unlink(missing_ok=True)
+            raise
         try:
             self.stream = self.container.add_stream(codec, rate=self.frame_rate, options=options)
             self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix_fmt
-            self.stream.codec_context.time_base = 1 / self.frame_rate
+            self.stream.codec_context.time_base = self.time_base
+            if rotation:
+                self.stream.set_display_rotation(rotation)
             if audio_from is not None:
                 self.audio = _AudioCopy(Path(audio_from), self.container)
             self.container.start_encoding()  # codec or container problems surface now, before any frame
@@ -145,18 +177,22 @@ class VideoWriter(_CompleteOrAbort):
             self.abort()
             raise
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frame: np.ndarray, time: Optional[Fraction] = None) -> None:
+        """Encode one frame, shown at ``time`` seconds (default: the next slot of the nominal rate)."""
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        video_frame.pts = self.frames_written
-        video_frame.time_base = 1 / self.frame_rate
+        pts = self.frames_written if time is None else round(time / self.time_base)
+        if self.last_pts is not None and pts <= self.last_pts:
+            pts = self.last_pts + 1  # two inputs at one timestamp: the muxer needs increasing times
+        video_frame.pts = self.last_pts = pts
+        video_frame.time_base = self.time_base
         for packet in self.stream.encode(video_frame):
             self.container.mux(packet)
         self.frames_written += 1
         if self.audio is not None:
-            self.audio.mux_until(self.container, float(self.frames_written / self.frame_rate) + AUDIO_LEAD_SECONDS)
+            self.audio.mux_until(self.container, float(pts * self.time_base) + AUDIO_LEAD_SECONDS)
 
     def close(self) -> None:
-        """Flush the encoder, copy the rest of the audio and move the file to its final name."""
+        """Flush the encoder, copy the rest of the audio, and publish the file under its name."""
         try:
             for packet in self.stream.encode():
                 self.container.mux(packet)
@@ -164,46 +200,58 @@ class VideoWriter(_CompleteOrAbort):
                 self.audio.mux_until(self.container, None)
                 self.audio.close()
             self.container.close()
+            descriptor = os.open(self.temporary, os.O_RDONLY)
+            try:
+                os.fsync(descriptor)  # on disk before it gets the final name
+            finally:
+                os.close(descriptor)
+            publish_file(self.temporary, self.path, self.replace)
         except BaseException:
             self.abort()
             raise
-        os.replace(self.temporary, self.path)
 
     def abort(self) -> None:
-        """Stop and delete the temporary file; the target path is left as it was."""
-        if self.audio is not None:
-            self.audio.close()
+        """Stop and delete the temporary file; the target path is left as it was. Never raises."""
+        for close in ((self.audio.close,) if self.audio is not None else ()) + (self.container.close,):
+            try:
+                close()
+            except Exception:  # a half-written stream may fail to finalise; the file is deleted anyway
+                logger.debug("closing %s after an error failed", self.temporary, exc_info=True)
         try:
-            self.container.close()
-        except (av.error.FFmpegError, ValueError, OSError):
-            pass  # a half-initialised stream may fail to finalise; the file is deleted anyway
-        self.temporary.unlink(missing_ok=True)
+            self.temporary.unlink(missing_ok=True)
+        except OSError:
+            logger.warning("could not delete the partial output %s", self.temporary, exc_info=True)
 
 
 class PNGFolderWriter(_CompleteOrAbort):
     """Write frames as ``000000.png``, ``000001.png``, ... into a folder that appears only when complete.
 
-    An existing folder at ``path`` is replaced by ``close()`` (the caller decides whether that is allowed).
+    ``close()`` adds the marker (``.interpolate.json``) and publishes the folder; with ``replace`` it swaps out an
+    earlier output of this program at ``path`` (see ``video/output.py``). ``source`` is recorded in the marker.
     """
 
-    def __init__(self, path: PathType) -> None:
+    def __init__(self, path: PathType, source: PathType, replace: bool = False) -> None:
         self.path = Path(path)
-        self.temporary = partial_path(self.path)
+        self.source = Path(source)
+        self.replace = replace
         self.frames_written = 0
-        if self.temporary.exists():
-            shutil.rmtree(self.temporary)
-        self.temporary.mkdir(parents=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.temporary = run_temporary_path(self.path)
+        self.temporary.mkdir()
 
-    def write(self, frame: np.ndarray) -> None:
-        Image.fromarray(np.ascontiguousarray(frame)).save(self.temporary / f"{self.frames_written:06d}.png")
+    def write(self, frame: np.ndarray, time: Optional[Fraction] = None) -> None:
+        """Save one frame (a folder keeps no times: ``time`` is accepted for the video writer's signature)."""
+        Image.fromarray(np.ascontiguousarray(frame)).save(self.temporary / frame_name(self.frames_written))
         self.frames_written += 1
 
     def close(self) -> None:
-        if self.path.is_dir():
-            shutil.rmtree(self.path)
-        elif self.path.exists():
-            self.path.unlink()
-        os.replace(self.temporary, self.path)
+        try:
+            (self.temporary / MARKER_NAME).write_text(marker_text(self.frames_written, self.source), encoding="utf-8")
+            publish_folder(self.temporary, self.path, self.replace)
+        except BaseException:
+            self.abort()
+            raise
 
     def abort(self) -> None:
+        """Delete the temporary folder; the target path is left as it was. Never raises."""
         shutil.rmtree(self.temporary, ignore_errors=True)
