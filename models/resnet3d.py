@@ -34,6 +34,9 @@ class Conv3d(nn.Conv3d):
                 and not torch.compiler.is_exporting()):
             return torch.mkldnn_convolution(x, self.weight, self.bias, self.padding, self.stride, self.dilation,
                                             self.groups)
+        if self.bias is None and torch.compiler.is_exporting():
+            # torch 2.14's ONNX exporter gives a bias-free Conv3d a misshapen zero bias; an explicit one exports right.
+            return self._conv_forward(x, self.weight, self.weight.new_zeros(self.out_channels))
         return super().forward(x)
 
 
