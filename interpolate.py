@@ -50,6 +50,7 @@ import torch
 from tqdm import tqdm
 
 import models
+from deploy.backends import add_backend_arguments, check_backend_arguments, onnx_interpolator, pytorch_interpolator
 from pipeline.evaluation import BASELINES, baseline_predictor
 from utility import add_model_arguments, load_checkpoint, positive_float, positive_int, select_device
 from video.interpolation import (
@@ -57,7 +58,6 @@ from video.interpolation import (
     FACTORS,
     Interpolator,
     frame_to_tensor,
-    model_interpolator,
     output_frame_count,
     output_time,
     raise_planned_frame_rate,
@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     new_options.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                              help="auto takes the GPU --gpu_id when there is one, else the CPU")
     new_options.add_argument("--fp16", action="store_true", help="half-precision autocast (CUDA only)")
+    add_backend_arguments(new_options)
     new_options.add_argument("--pix_fmt", choices=CHROMA_FORMATS, default=None,
                              help="chroma format of a .yuv input; default 444 if the name has '444', else 420")
     new_options.add_argument("--bit_depth", type=int, choices=BIT_DEPTHS, default=None,
@@ -217,6 +218,9 @@ def build_interpolator(args: argparse.Namespace, device: torch.device) -> Interp
     """The baseline or the network with its weights, wrapped for tiles when --tile is given."""
     if args.baseline is not None:
         interpolate = baseline_predictor(args.baseline)
+    elif args.backend == "onnxruntime":
+        interpolate = onnx_interpolator(args, device)
+        logger.info("running %s with ONNX Runtime", args.onnx)
     else:
         model = models.get_model_class(args.net)(args)
         checkpoint = Path(args.checkpoint)
@@ -230,7 +234,7 @@ def build_interpolator(args: argparse.Namespace, device: torch.device) -> Interp
                 f"checkpoint {checkpoint} not found; pass --checkpoint PATH, or --baseline average for a "
                 "model-free run"
             )
-        interpolate = model_interpolator(model.to(device).eval(), fp16=args.fp16)
+        interpolate = pytorch_interpolator(model.to(device).eval(), args.precision, args.compile, args.fp16)
     if args.tile is not None:
         interpolate = tiled_interpolator(interpolate, args.tile, args.overlap, args.batch_size or 1)
     return interpolate
@@ -322,6 +326,7 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
         device = select_device(args.device, args.gpu_id)
         if args.fp16 and device.type != "cuda":
             raise ValueError(f"--fp16 needs a CUDA device, but the device is {device}; drop --fp16 on the CPU")
+        check_backend_arguments(args, device)
         input_rate = Fraction(args.input_fps).limit_denominator(1001) if args.input_fps else None
         source = open_source(args.input, args.size, args.pix_fmt, args.bit_depth, input_rate, args.yuv_matrix,
                              args.allow_truncated)

@@ -8,11 +8,13 @@ import pytest
 import torch
 
 import export_onnx
+import interpolate
 import models
 from cupy_module.adacof import FunctionAdaCoF, adacof_traceable
 from cupy_module.correlation import correlation, correlation_traceable
 from cupy_module.softsplat import _Splat, splat_traceable
 from data.video import read_video_frames
+from deploy.backends import pytorch_interpolator
 from deploy.onnx_export import INPUT_NAMES, OUTPUT_NAME, export_model
 from deploy.onnx_runtime import OnnxInterpolator, choose_providers
 from models.scales import pad_to_multiple
@@ -112,3 +114,88 @@ def test_onnx_runtime_matches_pytorch_on_real_frames(name, golden_weights, tmp_p
         got = session(*frames)
         assert got.shape == (1, 3, height, width)
         assert (got - expected).abs().max().item() <= PARITY_TOLERANCE
+
+
+def _averaging_onnx(path: Path) -> Path:
+    """A hand-made graph with export_onnx.py's interface that returns (I1 + I2) / 2, any batch and frame size."""
+    from onnx import TensorProto, helper
+
+    frames = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", 3, "height", "width"])
+              for name in INPUT_NAMES]
+    output = helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", 3, "height", "width"])
+    half = helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])
+    nodes = [helper.make_node("Add", ["I1", "I2"], ["sum"]), helper.make_node("Mul", ["sum", "half"], [OUTPUT_NAME])]
+    graph = helper.make_graph(nodes, "average", frames, [output], initializer=[half])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def _frame_folder(folder: Path, count: int = 3) -> Path:
+    from PIL import Image
+
+    folder.mkdir()
+    for index, frame in enumerate(read_video_frames(CLIP, max_frames=count)):
+        Image.fromarray(frame[:40, :56]).save(folder / f"{index:05d}.png")
+    return folder
+
+
+def test_interpolate_runs_an_onnx_model(tmp_path):
+    """--backend onnxruntime feeds the four frames by name and writes what the graph returns."""
+    model = _averaging_onnx(tmp_path / "average.onnx")
+    folder = _frame_folder(tmp_path / "in")
+    common = ["--input", str(folder), "--device", "cpu", "--scene_threshold", "off", "--static_threshold", "off"]
+    interpolate.main([*common, "--backend", "onnxruntime", "--onnx", str(model), "--output", str(tmp_path / "ort")])
+    interpolate.main([*common, "--baseline", "average", "--output", str(tmp_path / "average")])
+    written = sorted((tmp_path / "ort").glob("*.png"))
+    expected = sorted((tmp_path / "average").glob("*.png"))
+    assert len(written) == len(expected) == 5
+    for got, want in zip(written, expected):
+        assert got.read_bytes() == want.read_bytes()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--backend", "onnxruntime"], "needs --onnx"),
+    (["--backend", "onnxruntime", "--onnx", "missing.onnx"], "not found"),
+    (["--onnx", "model.onnx"], "only read with --backend onnxruntime"),
+    (["--backend", "onnxruntime", "--onnx", "ONNX", "--precision", "bf16"], "apply to --backend pytorch only"),
+])
+def test_interpolate_backend_flag_errors(tmp_path, capsys, flags, message):
+    folder = _frame_folder(tmp_path / "in", count=2)
+    model = str(_averaging_onnx(tmp_path / "model.onnx"))
+    flags = [model if flag == "ONNX" else flag for flag in flags]
+    with pytest.raises(SystemExit) as raised:
+        interpolate.main(["--input", str(folder), "--output", str(tmp_path / "out"), "--device", "cpu", *flags])
+    assert raised.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_onnx_refuses_bad_arguments(tmp_path, capsys):
+    existing = tmp_path / "model.onnx"
+    existing.write_bytes(b"keep me")
+    for argv, message in (
+        (["--out", str(tmp_path / "a.onnx")], "--checkpoint PATH is required"),
+        (["--checkpoint", str(tmp_path / "none.pth"), "--out", str(tmp_path / "a.onnx")], "not found"),
+        (["--allow_random", "--out", str(existing)], "exists"),
+        (["--allow_random", "--out", str(tmp_path)], "is a folder"),
+        (["--allow_random", "--opset", "13", "--out", str(tmp_path / "a.onnx")], "--opset must be 16"),
+    ):
+        with pytest.raises(SystemExit) as raised:
+            export_onnx.main(argv)
+        assert raised.value.code == 2 and message in capsys.readouterr().err
+    assert existing.read_bytes() == b"keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
+def test_bf16_route_runs_convolutions_in_bfloat16():
+    """--precision bf16 really changes the arithmetic (convolutions in bfloat16) and stays close to float32."""
+    torch.manual_seed(0)
+    model = models.student_STMFNet().eval()
+    frames = _real_frames(64, 64)
+    with torch.no_grad():
+        reference = model(*frames)
+    got = pytorch_interpolator(model, "bf16")(*frames)
+    assert got.dtype == torch.float32
+    difference = (got - reference).abs().max().item()
+    assert 0 < difference < 0.1 * reference.abs().max().item()
