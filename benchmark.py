@@ -263,7 +263,8 @@ def run_case_in_subprocess(args: argparse.Namespace, model_name: str, size: str,
 
 # ---------------------------------------------------------------------------------------------------- planning
 
-def parse_size(text: str) -> tuple:
+def parse_height_width(text: str) -> tuple[int, int]:
+    """``"HxW"`` as (height, width)."""
     try:
         height, width = (int(part) for part in text.lower().split("x"))
     except ValueError:
@@ -284,7 +285,7 @@ def skip_reason(previous: dict, pixels: int, args: argparse.Namespace, device: t
     """Why a larger size of a case is not attempted, extrapolating linearly in pixels from the last one run."""
     if previous is None or "forward_s" not in previous:
         return None  # nothing to extrapolate from
-    scale = pixels / math.prod(parse_size(previous["size"]))
+    scale = pixels / math.prod(parse_height_width(previous["size"]))
     estimated_seconds = previous["forward_s"] * scale
     if estimated_seconds > args.max_seconds:
         return f"skipped: estimated {estimated_seconds:.0f} s per forward > --max_seconds {args.max_seconds:g}"
@@ -378,22 +379,22 @@ def main(argv=None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     for size in args.sizes:
-        parse_size(size)
+        parse_height_width(size)
     dtypes = args.dtypes or (list(DTYPES) if device.type == "cuda" else ["float32"])
     if args.worker:  # one case, result as one JSON line for run_case_in_subprocess
-        height, width = parse_size(args.sizes[0])
+        height, width = parse_height_width(args.sizes[0])
         result = measure_case(args.models[0], height, width, dtypes[0], device, args.repeats, args.profile)
         print(json.dumps(result))
         return result
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
-    sizes = sorted(args.sizes, key=lambda size: math.prod(parse_size(size)))
+    sizes = sorted(args.sizes, key=lambda size: math.prod(parse_height_width(size)))
     results = []
     for model_name in args.models:
         for dtype in dtypes:
             previous = None
             for size in sizes:
-                note = skip_reason(previous, math.prod(parse_size(size)), args, device)
+                note = skip_reason(previous, math.prod(parse_height_width(size)), args, device)
                 if previous is not None and "forward_s" not in previous:
                     note = f"skipped: the smaller {previous['size']} did not run"
                 if note:

@@ -27,6 +27,8 @@ import torch
 
 import data
 import models
+from common.files import atomic_write_text, file_sha256
+from pipeline import cli
 from pipeline.evaluation import (
     BASELINES,
     METRIC_NAMES,
@@ -41,7 +43,6 @@ from pipeline.evaluation import (
 from pipeline.failures import ScriptError, reported_failures
 from pipeline.output_folder import OutputFolder, check_not_overlapping, check_output_location
 from pipeline.results_file import results_text
-from utility import add_model_arguments, atomic_write_text, file_sha256, load_checkpoint, select_device, setup_logging
 
 DEFAULT_CHECKPOINT = "./models/stmfnet_mini.pth"  # the original's default
 RESULT_FILES = ("results.txt", "results.json")
@@ -54,7 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Frame Interpolation Evaluation", formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--gpu_id", type=int, default=0, help="CUDA device index used when the device is a GPU")
     parser.add_argument("--net", type=str, default="student_STMFNet", choices=list(models.MODELS), metavar="NET",
                         help="network to evaluate: " + ", ".join(models.MODELS))
     parser.add_argument("--dataset", type=str, default="Davis90_quintuplet", choices=list(data.TEST_SETS),
@@ -62,23 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="test set, read from its folder under --data_dir: " + ", ".join(data.TEST_SETS))
     parser.add_argument("--metrics", nargs="+", type=str, default=["PSNR", "SSIM"], choices=METRIC_NAMES,
                         help="metrics to compute; LPIPS needs the AlexNet weights locally")
-    parser.add_argument("--checkpoint", type=str, default=DEFAULT_CHECKPOINT,
-                        help="trained weights, {'epoch', 'state_dict'} or a bare state dict")
     parser.add_argument("--data_dir", type=str, required=True,
-                        help="folder holding ucf101/, davis90/, snufilm/, vfitex/ (the original defaulted to a "
-                             "Windows path, D:\\stmfnet_data)")
+                        help="folder holding ucf101/, davis90/, snufilm/, vfitex/")
     parser.add_argument("--out_dir", type=str, default="eval_results",
-                        help="results go to <out_dir>/<dataset>/ (the original's default was 'tests')")
+                        help="results go to <out_dir>/<dataset>/")
 
-    add_model_arguments(parser, finetune_pwc=False,
-                        finetune_pwc_help="accepted for compatibility with the original; no effect on evaluation")
+    cli.add_model_arguments(parser, finetune_pwc=False, finetune_pwc_help="no effect on evaluation")
 
     new_options = parser.add_argument_group("options added by this reimplementation")
-    new_options.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                             help="auto takes the GPU --gpu_id when there is one, else the CPU")
-    new_options.add_argument("--allow_random", action="store_true",
-                             help="evaluate random weights when the checkpoint file is missing (numbers are "
-                                  "meaningless; for smoke tests only)")
+    cli.add_device_arguments(parser, new_options)
+    cli.add_checkpoint_arguments(parser, new_options, DEFAULT_CHECKPOINT,
+                                 random_use="the scores are meaningless: smoke tests only")
     new_options.add_argument("--baseline", choices=BASELINES, default=None,
                              help="evaluate a trivial baseline instead of --net: 'average' of the two centre "
                                   "inputs, or 'repeat' of the earlier one; no checkpoint needed")
@@ -92,41 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_checkpoint(args: argparse.Namespace) -> Optional[Path]:
-    """The checkpoint to load, or None for random weights (only with --allow_random and the default path)."""
-    path = Path(args.checkpoint)
-    if path.is_file():
-        return path
-    if args.allow_random and args.checkpoint == DEFAULT_CHECKPOINT:
-        return None
-    hint = (
-        "--allow_random only applies when --checkpoint is left at its default"
-        if args.allow_random
-        else "evaluating random weights gives meaningless numbers; add --allow_random if that is really wanted"
-    )
-    raise FileNotFoundError(
-        f"checkpoint {path} not found. Pass --checkpoint PATH to trained weights (e.g. the published "
-        f"stmfnet_mini.pth for student_STMFNet), or --baseline average|repeat; {hint}."
-    )
-
-
 def build_predictor(args: argparse.Namespace, device: torch.device) -> tuple[Predictor, dict[str, Any]]:
     """The predictor asked for and what results.json records about it (model, checkpoint, its hash and epoch)."""
     record: dict[str, Any] = {"checkpoint": None, "checkpoint_sha256": None, "checkpoint_epoch": None}
     if args.baseline is not None:
         return baseline_predictor(args.baseline), {"model": f"baseline_{args.baseline}", **record}
-    checkpoint_path = resolve_checkpoint(args)
-    model = models.get_model_class(args.net)(args)
-    record.update(model=args.net, random_weights=checkpoint_path is None)
-    if checkpoint_path is not None:
-        checkpoint = load_checkpoint(model, checkpoint_path)
+    loaded = cli.load_model(args, device, DEFAULT_CHECKPOINT)
+    record.update(model=args.net, random_weights=loaded.checkpoint is None)
+    if loaded.checkpoint is not None:
         record.update(
-            checkpoint=str(checkpoint_path.resolve()),
-            checkpoint_sha256=file_sha256(checkpoint_path),
-            checkpoint_epoch=checkpoint.get("epoch"),
+            checkpoint=str(loaded.checkpoint.resolve()),
+            checkpoint_sha256=file_sha256(loaded.checkpoint),
+            checkpoint_epoch=loaded.epoch,
         )
-    model.to(device).eval()
-    return model, record
+    return loaded.model, record
 
 
 def device_description(device: torch.device) -> str:
@@ -223,7 +196,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     # Everything that can fail is checked before the first frame: output folder, device, metrics (LPIPS
     # weights), data, frame sizes, model.
     try:
-        device = select_device(args.device, args.gpu_id)
+        device = cli.select_device(args.device, args.gpu_id)
         metrics = build_metrics(args.metrics, device)
         test_set = data.build_test_set(args.dataset, args.data_dir)
     except (FileNotFoundError, ValueError) as error:
@@ -242,7 +215,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         raise ScriptError(str(error)) from error
 
     with folder.claim(args.overwrite):
-        setup_logging(dataset_dir, LOG_FILE)
+        cli.setup_logging(dataset_dir, LOG_FILE)
         if args.baseline is not None and args.checkpoint != DEFAULT_CHECKPOINT:
             logger.info("--baseline %s given: --net and --checkpoint are ignored", args.baseline)
         if predictor_record.get("random_weights"):

@@ -22,7 +22,8 @@ import torch
 
 import models
 from deploy.onnx_export import OPSET, export_model
-from utility import add_model_arguments, load_checkpoint
+from models.checkpoint import load_checkpoint
+from pipeline.cli import add_model_arguments
 
 logger = logging.getLogger("export_onnx")
 

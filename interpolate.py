@@ -51,8 +51,8 @@ from tqdm import tqdm
 
 import models
 from deploy.backends import add_backend_arguments, check_backend_arguments, onnx_interpolator, pytorch_interpolator
+from pipeline import cli
 from pipeline.evaluation import BASELINES, baseline_predictor
-from utility import add_model_arguments, load_checkpoint, positive_float, positive_int, select_device
 from video.interpolation import (
     BOUNDARY_MODES,
     FACTORS,
@@ -101,29 +101,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Frame-rate up-conversion of a video", formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--gpu_id", type=int, default=0, help="CUDA device index used when the device is a GPU")
     parser.add_argument("--net", type=str, default="STMFNet", choices=list(models.MODELS), help="network to run")
-    parser.add_argument("--checkpoint", type=str, default=DEFAULT_CHECKPOINT,
-                        help="trained weights, {'epoch', 'state_dict'} or a bare state dict")
     parser.add_argument("--input", "--yuv_path", dest="input", type=str, required=True,
                         help="video file, raw .yuv file or folder of numbered PNG/JPEG frames "
                              "(--yuv_path is the teacher script's name)")
     parser.add_argument("--size", type=str, default=None,
-                        help="WxH of a .yuv input; default from the file name, else 1920x1080 (the original's)")
-    parser.add_argument("--tile", "--patch_size", dest="tile", type=positive_int, default=None,
+                        help="WxH of a .yuv input; default from the file name, else 1920x1080")
+    parser.add_argument("--tile", "--patch_size", dest="tile", type=cli.positive_int, default=None,
                         help="interpolate in tiles of this size (bounds memory); default whole frames")
     parser.add_argument("--overlap", type=int, default=None,
                         help="pixels shared by neighbouring tiles, blended with cosine ramps; default tile/4")
-    parser.add_argument("--batch_size", type=positive_int, default=None, help="tiles per network call; default 1")
-    parser.add_argument("--out_fps", type=positive_float, default=None,
+    parser.add_argument("--batch_size", type=cli.positive_int, default=None, help="tiles per network call; default 1")
+    parser.add_argument("--out_fps", type=cli.positive_float, default=None,
                         help="output frame rate; default input rate x factor (see --keep_duration)")
     parser.add_argument("--out_dir", type=str, default=".",
                         help="folder for the output when --output is not given")
 
-    add_model_arguments(parser, finetune_pwc=False,
-                        finetune_pwc_help="accepted for compatibility with the original; no effect here")
+    cli.add_model_arguments(parser, finetune_pwc=False, finetune_pwc_help="no effect here")
 
     new_options = parser.add_argument_group("options added by this reimplementation")
+    cli.add_device_arguments(parser, new_options)
+    cli.add_checkpoint_arguments(parser, new_options, DEFAULT_CHECKPOINT,
+                                 random_use="the frames are meaningless: timing only")
     new_options.add_argument("--output", type=str, default=None,
                              help="output video (container from the suffix) or, without a suffix, PNG folder")
     new_options.add_argument("--factor", type=int, default=2, choices=FACTORS, help="frame-rate multiplier")
@@ -135,10 +134,6 @@ def build_parser() -> argparse.ArgumentParser:
                                   "copy the end frames into the first and last gaps, as interpolate_yuv.py did")
     new_options.add_argument("--baseline", choices=BASELINES, default=None,
                              help="no network: 'average' of the two centre frames or 'repeat' of the earlier one")
-    new_options.add_argument("--allow_random", action="store_true",
-                             help="run random weights when the default checkpoint is missing (timing only)")
-    new_options.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                             help="auto takes the GPU --gpu_id when there is one, else the CPU")
     new_options.add_argument("--fp16", action="store_true", help="half-precision autocast (CUDA only)")
     add_backend_arguments(new_options)
     new_options.add_argument("--pix_fmt", choices=CHROMA_FORMATS, default=None,
@@ -147,14 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
                              help="bit depth of a .yuv input; default from '10bit'/'16bit' in the name, else 8")
     new_options.add_argument("--yuv_matrix", choices=sorted(MATRICES), default="bt601",
                              help="colour matrix of a .yuv input (limited range)")
-    new_options.add_argument("--input_fps", type=positive_float, default=None,
+    new_options.add_argument("--input_fps", type=cli.positive_float, default=None,
                              help="frame rate of the input; overrides the container's or the YUV name's")
-    new_options.add_argument("--max_frames", type=positive_int, default=None,
+    new_options.add_argument("--max_frames", type=cli.positive_int, default=None,
                              help="use only the first N input frames (previews, timing; no audio)")
     new_options.add_argument("--codec", type=str, default=DEFAULT_CODEC, help="FFmpeg video encoder")
     new_options.add_argument("--crf", type=int, default=0,
-                             help="constant rate factor for x264/x265/VP9/AV1 (0: lossless YUV, the original's)")
-    new_options.add_argument("--preset", type=str, default="veryslow", help="x264/x265 preset (the original's)")
+                             help="constant rate factor for x264/x265/VP9/AV1 (0: lossless YUV)")
+    new_options.add_argument("--preset", type=str, default="veryslow", help="x264/x265 preset")
     new_options.add_argument("--out_pix_fmt", type=str, default="yuv420p",
                              help="encoder pixel format (odd sizes switch 4:2:0 to yuv444p)")
     new_options.add_argument("--lossless", action="store_true",
@@ -176,16 +171,6 @@ def build_parser() -> argparse.ArgumentParser:
     new_options.add_argument("--report", type=str, default=None,
                              help="also write the end summary (frames, cuts, skipped pairs, time) to this JSON file")
     return parser
-
-
-def setup_console_logging() -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
 
 
 def format_rate(rate: Fraction) -> str:
@@ -222,19 +207,12 @@ def build_interpolator(args: argparse.Namespace, device: torch.device) -> Interp
         interpolate = onnx_interpolator(args, device)
         logger.info("running %s with ONNX Runtime", args.onnx)
     else:
-        model = models.get_model_class(args.net)(args)
-        checkpoint = Path(args.checkpoint)
-        if checkpoint.is_file():
-            load_checkpoint(model, checkpoint)
-            logger.info("loaded %s weights from %s", args.net, checkpoint)
-        elif args.allow_random and args.checkpoint == DEFAULT_CHECKPOINT:
+        loaded = cli.load_model(args, device, DEFAULT_CHECKPOINT)
+        if loaded.checkpoint is None:
             logger.warning("%s has RANDOM weights (--allow_random): the frames are meaningless", args.net)
         else:
-            raise FileNotFoundError(
-                f"checkpoint {checkpoint} not found; pass --checkpoint PATH, or --baseline average for a "
-                "model-free run"
-            )
-        interpolate = pytorch_interpolator(model.to(device).eval(), args.precision, args.compile, args.fp16)
+            logger.info("loaded %s weights from %s", args.net, loaded.checkpoint)
+        interpolate = pytorch_interpolator(loaded.model, args.precision, args.compile, args.fp16)
     if args.tile is not None:
         interpolate = tiled_interpolator(interpolate, args.tile, args.overlap, args.batch_size or 1)
     return interpolate
@@ -302,7 +280,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, object]:
     """Run the conversion; returns the summary that is logged. Expected failures exit with a one-line message."""
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
-    setup_console_logging()
+    cli.setup_logging()
     try:
         return convert(args, parser)
     except RunFailure as failure:
@@ -323,7 +301,7 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
     # Everything that can fail is checked before the output is opened: arguments, device, input, output, model.
     try:
         check_arguments(args)
-        device = select_device(args.device, args.gpu_id)
+        device = cli.select_device(args.device, args.gpu_id)
         if args.fp16 and device.type != "cuda":
             raise ValueError(f"--fp16 needs a CUDA device, but the device is {device}; drop --fp16 on the CPU")
         check_backend_arguments(args, device)

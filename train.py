@@ -14,6 +14,7 @@ On several GPUs or machines: ``torchrun --nproc_per_node N train.py ...`` (Distr
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Optional, Sequence
 
@@ -21,17 +22,11 @@ from torch import Tensor, nn
 
 from losses import DiscriminatorConfig, Loss
 from models import MODELS, get_model_class
-from optim import OPTIMIZERS, make_optimizer, make_scheduler
-from pipeline.distributed import use_sync_batchnorm
-from pipeline.training import (
-    StepFunction,
-    TrainingLoop,
-    add_training_arguments,
-    build_training_data,
-    load_starting_weights,
-    prepare_run,
-    start_run,
-)
+from optim import OPTIMIZERS
+from pipeline.run import add_training_arguments, start_run
+from pipeline.training import build_training_data, train
+
+logger = logging.getLogger("train")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,51 +36,26 @@ def build_parser() -> argparse.ArgumentParser:
                         help="loss spec: '+'-separated WEIGHT*NAME terms, e.g. 1*Lap or 1*Lap+0.01*FI_GAN")
     add_training_arguments(
         parser, out_dir="./train_results", optimizers=OPTIMIZERS, train_sets=("vimeo", "bvidvc"),
-        load_help="checkpoint to start from (weights only; see README: the original also took its epoch number)",
+        load_help="checkpoint to start from (weights only; its epoch number is not used)",
     )
     return parser
 
 
-def make_step_function(model: nn.Module, loss: Loss) -> StepFunction:
-    """One training step's loss: the model's frame against the ground truth (frame4)."""
-
-    def step(frames: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
-        frame1, frame3, frame4, frame5, frame7 = frames
-        prediction = model(frame1, frame3, frame5, frame7)["frame1"]
-        return loss(prediction, frame4, inputs=(frame1, frame3, frame5, frame7)), prediction
-
-    return step
+def training_step(model: nn.Module, loss: Loss, frames: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+    """One step's loss: the model's frame against the ground truth (frame4)."""
+    frame1, frame3, frame4, frame5, frame7 = frames
+    prediction = model(frame1, frame3, frame5, frame7)["frame1"]
+    return loss(prediction, frame4, inputs=(frame1, frame3, frame5, frame7)), prediction
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    with start_run(build_parser(), argv) as (args, logger, device, resume_state, seed):
-        logger.info("Training %s on %s, seed %d", args.net, device, seed)
-
-        # Data: the training sets concatenated (or sampled), and the Vimeo-90K test list for validation.
-        data = build_training_data(args, seed)
-        steps_per_epoch = data.steps_per_epoch
-
-        # Model, loss (with the discriminators of adversarial terms), optimizer and schedule.
-        model = get_model_class(args.net)(args).to(device)
-        if args.sync_bn:
-            model = use_sync_batchnorm(model, device)
-        load_starting_weights(model, args, resumed=resume_state is not None)
-        discriminators = DiscriminatorConfig(args.patch_size, args.optimizer, args.lr, args.weight_decay)
-        loss = Loss(args.loss, discriminators).to(device)
-        optimizer = make_optimizer(args, model, steps_per_epoch)
-        scheduler = make_scheduler(args, optimizer)
-        logger.info("Loss %s, optimizer %s", loss.extra_repr(), type(optimizer).__name__)
-
-        progress, trained_model = prepare_run(args, seed, steps_per_epoch, resume_state, model=model,
-                                              optimizer=optimizer, scheduler=scheduler, loss=loss, device=device)
-
-        loop = TrainingLoop(
-            model=model, step_function=make_step_function(trained_model, loss), loss=loss, optimizer=optimizer,
-            scheduler=scheduler, train_loader=data.train_loader, sampler=data.sampler,
-            valid_loader=data.valid_loader, device=device,
-            args=args, progress=progress, log_points=20, report_sparsity=True,
-        )
-        return loop.run_to_exit_status()
+    with start_run(build_parser(), argv) as run:
+        args = run.args
+        logger.info("Training %s on %s, seed %d", args.net, run.device, run.seed)
+        data = build_training_data(run)
+        model = get_model_class(args.net)(args)
+        loss = Loss(args.loss, DiscriminatorConfig(args.patch_size, args.optimizer, args.lr, args.weight_decay))
+        return train(run, data, model, loss, training_step, log_points=20, report_sparsity=True)
 
 
 if __name__ == "__main__":

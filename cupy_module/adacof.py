@@ -156,7 +156,7 @@ def _pixel_table(frame: torch.Tensor, channels: int) -> torch.Tensor:
     return padded.permute(1, 2, 0).contiguous().view(-1, channels)
 
 
-class _TapSampler:
+class _BandedTaps:
     """Where every tap of one (C, Hp, Wp) frame samples, band of output rows by band, pixel-major.
 
     Taps index a table of the frame replicate-padded by one pixel, one row per pixel (``_pixel_table``). A tap
@@ -196,7 +196,8 @@ class _TapSampler:
         self._scaled_left = frame.new_empty(band_shape)
 
     def corners(self, table: torch.Tensor) -> tuple:
-        """The views of a ``_pixel_table`` read by top-left, bottom-left, top-right and bottom-right corners."""
+        """The views of a ``_pixel_table`` read by top-left, bottom-left, top-right and bottom-right corners (views of
+        ``table`` itself, valid as long as it is)."""
         return tuple(table[shift:shift + self.table_rows] for shift in (0, self.row_length, 1, self.row_length + 1))
 
     def bands(self):
@@ -205,7 +206,9 @@ class _TapSampler:
             yield slice(start, min(start + self.rows_per_band, self.height))
 
     def sample(self, alpha: torch.Tensor, beta: torch.Tensor, rows: slice):
-        """Table indices (R*W*T,) and offset fractions (R, W, T) for offsets ``alpha``, ``beta`` of shape (R, W, T)."""
+        """Table indices (R*W*T,) and offset fractions (R, W, T) for offsets ``alpha``, ``beta`` of shape (R, W, T).
+
+        All three are views of this object's band buffers: valid until the next call."""
         count = rows.stop - rows.start
         table_row, table_col = self._rows[:count], self._columns[:count]
         frac_alpha, frac_beta = self._frac_alpha[:count], self._frac_beta[:count]
@@ -222,7 +225,9 @@ class _TapSampler:
 
     def corner_weights(self, frac_alpha: torch.Tensor, frac_beta: torch.Tensor,
                        scale: torch.Tensor) -> torch.Tensor:
-        """``scale`` times the bilinear weights of the four corners: (4, R, W, T) in the order of ``corners``."""
+        """``scale`` times the bilinear weights of the four corners: (4, R, W, T) in the order of ``corners``.
+
+        A view of this object's band buffer: valid until the next call."""
         count = scale.shape[0]
         weights = self._weights[:, :count]
         top_left, bottom_left, top_right, bottom_right = weights.unbind(0)
@@ -238,7 +243,8 @@ class _TapSampler:
         """Per corner, the sparse (pixels, table rows) matrix holding its ``weights`` (4, R, W, T) at ``index``.
 
         Times that corner's table it sums the corner's share of every tap into its output pixel, reading the frame
-        where the taps land instead of first copying 4*C values per tap out of it."""
+        where the taps land instead of first copying 4*C values per tap out of it. The matrices hold ``index`` and
+        ``weights`` themselves, so they are valid only as long as those buffers are."""
         num_taps = weights.shape[-1]
         size = (index.shape[0] // num_taps, self.table_rows)
         row_starts = torch.arange(0, index.shape[0] + 1, num_taps, device=index.device, dtype=index.dtype)
@@ -254,15 +260,15 @@ def _forward_torch(frame, weight, offset_i, offset_j, dilation):
     # Pixel-major (B, H, W, C) result, returned as a channels_last (B, C, H, W) view.
     output = frame.new_empty(batch, height, width, channels)
     for b in range(batch):
-        sampler = _TapSampler(frame[b], num_taps, height, width, dilation)
-        corners = sampler.corners(_pixel_table(frame[b], channels))
-        for rows in sampler.bands():
-            index, frac_alpha, frac_beta = sampler.sample(
+        taps = _BandedTaps(frame[b], num_taps, height, width, dilation)
+        corners = taps.corners(_pixel_table(frame[b], channels))
+        for rows in taps.bands():
+            index, frac_alpha, frac_beta = taps.sample(
                 _pixel_major(offset_i[b], rows), _pixel_major(offset_j[b], rows), rows
             )
-            coefficients = sampler.corner_weights(frac_alpha, frac_beta, _pixel_major(weight[b], rows))
+            coefficients = taps.corner_weights(frac_alpha, frac_beta, _pixel_major(weight[b], rows))
             band = output[b, rows].view(-1, channels)
-            for corner, (matrix, table) in enumerate(zip(sampler.corner_matrices(index, coefficients), corners)):
+            for corner, (matrix, table) in enumerate(zip(taps.corner_matrices(index, coefficients), corners)):
                 # The first corner overwrites the band (beta=0 ignores its old contents), the others add to it.
                 torch.addmm(band, matrix, table, beta=0 if corner == 0 else 1, out=band)
     return output.permute(0, 3, 1, 2)
@@ -275,38 +281,31 @@ def _backward_torch(grad_output, frame, weight, offset_i, offset_j, dilation):
     channels, packed_channels = min(frame.shape[1], 3), 4
     num_taps, height, width = weight.shape[1:]
     grads = tuple(weight.new_empty(weight.shape[0], height, width, num_taps) for _ in range(3))
-    for b in range(weight.shape[0]):
-        sampler = _TapSampler(frame[b], num_taps, height, width, dilation)
-        packed = _pixel_table(frame[b, :channels], packed_channels).view(torch.complex128).squeeze(-1)
-        corners = sampler.corners(packed)
-        band_grad = frame.new_zeros(sampler.rows_per_band * width, packed_channels, 1)
-        corner_sums = frame.new_empty(4, sampler.rows_per_band * width, num_taps, 1)
-        gathered = packed.new_empty(sampler.rows_per_band * width * num_taps, *packed.shape[1:])
-        for rows in sampler.bands():
-            index, frac_alpha, frac_beta = sampler.sample(
-                _pixel_major(offset_i[b], rows), _pixel_major(offset_j[b], rows), rows
-            )
+    for item in range(weight.shape[0]):
+        taps = _BandedTaps(frame[item], num_taps, height, width, dilation)
+        packed = _pixel_table(frame[item, :channels], packed_channels).view(torch.complex128).squeeze(-1)
+        corners = taps.corners(packed)
+        band_grad = frame.new_zeros(taps.rows_per_band * width, packed_channels, 1)
+        corner_sums = frame.new_empty(4, taps.rows_per_band * width, num_taps, 1)
+        gathered = packed.new_empty(taps.rows_per_band * width * num_taps, *packed.shape[1:])
+        for rows in taps.bands():
+            index, a, b = taps.sample(_pixel_major(offset_i[item], rows), _pixel_major(offset_j[item], rows), rows)
             pixels = index.shape[0] // num_taps
-            incoming = grad_output[b, :channels, rows].permute(1, 2, 0)  # (R, W, C)
+            incoming = grad_output[item, :channels, rows].permute(1, 2, 0)  # (R, W, C)
             band_grad[:pixels, :channels, 0] = incoming.reshape(pixels, channels)
             # Each corner's values dotted with the incoming gradient of their output pixel: (R, W, T) each.
             for table, corner_sum in zip(corners, corner_sums):
                 values = torch.index_select(table, 0, index, out=gathered[:index.shape[0]])
                 torch.bmm(values.view(frame.dtype).view(pixels, num_taps, packed_channels), band_grad[:pixels],
                           out=corner_sum[:pixels])
-            top_left, bottom_left, top_right, bottom_right = corner_sums[:, :pixels].view(4, *frac_alpha.shape)
-            grad_weight, grad_alpha, grad_beta = (grad[b, rows] for grad in grads)
-            # Interpolate along the row first: top/bottom edge values and their differences, in place.
-            top_step = top_right.sub_(top_left)
-            bottom_step = bottom_right.sub_(bottom_left)
-            top = top_left.addcmul_(frac_beta, top_step)
-            bottom = bottom_left.addcmul_(frac_beta, bottom_step)
-            vertical = bottom.sub_(top)
-            tap_weight = _pixel_major(weight[b], rows)
-            torch.addcmul(top, frac_alpha, vertical, out=grad_weight)  # the bilinear sample itself
-            torch.mul(tap_weight, vertical, out=grad_alpha)
-            horizontal = torch.addcmul(top_step, frac_alpha, bottom_step.sub_(top_step), out=bottom_step)
-            torch.mul(tap_weight, horizontal, out=grad_beta)
+            tl, bl, tr, br = corner_sums[:, :pixels].view(4, *a.shape)
+            tap_weight = _pixel_major(weight[item], rows)
+            grad_weight, grad_alpha, grad_beta = (grad[item, rows] for grad in grads)
+            # The three sums of the CUDA kernel: the bilinear sample, and its derivatives along i and j (a, b: the
+            # offsets' fractions) times the tap's weight.
+            grad_weight.copy_(tl * (1 - a) * (1 - b) + bl * a * (1 - b) + tr * (1 - a) * b + br * a * b)
+            grad_alpha.copy_(tap_weight * ((bl - tl) * (1 - b) + (br - tr) * b))
+            grad_beta.copy_(tap_weight * ((tr - tl) * (1 - a) + (br - bl) * a))
     return tuple(grad.permute(0, 3, 1, 2) for grad in grads)
 
 

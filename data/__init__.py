@@ -17,19 +17,23 @@ from data.testsets import (
     VFITex_quintuplet,
     build_test_set,
 )
-from data.training import BVIDVC_quintuplet, Sampler, Vimeo90k_quintuplet
+from data.sampling import EpochSampler, SeededItems, build_training_loader
+from data.training import TRAINING_SETS, BVIDVC_quintuplet, Sampler, Vimeo90k_quintuplet, build_training_set
 from data.transforms import NO_AUGMENTATION, Augmentation, AugmentationDraw, item_generator
 
 __all__ = [
     "NO_AUGMENTATION",
     "TEST_SETS",
+    "TRAINING_SETS",
     "Augmentation",
     "AugmentationDraw",
     "BVIDVC_quintuplet",
     "Davis90_quintuplet",
+    "EpochSampler",
     "EvalItem",
     "QuintupletTestSet",
     "Sampler",
+    "SeededItems",
     "Snufilm_easy_quintuplet",
     "Snufilm_extreme_quintuplet",
     "Snufilm_hard_quintuplet",
@@ -38,5 +42,7 @@ __all__ = [
     "VFITex_quintuplet",
     "Vimeo90k_quintuplet",
     "build_test_set",
+    "build_training_loader",
+    "build_training_set",
     "item_generator",
 ]

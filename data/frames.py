@@ -8,16 +8,14 @@ and grey images are expanded to RGB.
 from __future__ import annotations
 
 import re
-from os import PathLike
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
 
-PathType = Union[str, PathLike]
+from common.files import PathType
 
 
 # Pillow's modes for 16-bit greyscale PNGs ("I" in older versions).

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from data.frames import PathType
+from common.files import PathType
 from data.testsets import SNUFILM_OFFSETS
 from data.video import read_video_frames
 
@@ -36,7 +36,7 @@ SNUFILM_SEQUENCE = "data/SNU-FILM/test/GOPRO_test/bbb_000"
 MIN_FRAMES = 107  # the last video frame used is UCF101's item at 100, frame 6
 
 
-def _save(frame: np.ndarray, path: Path) -> None:
+def save_frame(frame: np.ndarray, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(frame)
     if path.suffix == ".jpg":
@@ -65,7 +65,7 @@ def write_vimeo(frames: list[np.ndarray], root: Path) -> int:
         for name in names:
             start = 9 * count
             for k in range(7):
-                _save(frames[start + k], root / "sequences" / name / f"im{k + 1}.png")
+                save_frame(frames[start + k], root / "sequences" / name / f"im{k + 1}.png")
             count += 1
         (root / list_name).write_text("\n".join(names) + "\n")
     return count
@@ -75,7 +75,7 @@ def write_bvidvc(frames: list[np.ndarray], root: Path) -> int:
     starts = (2, 40, 80)
     for number, start in enumerate(starts):
         tiles = [_center_square(frames[start + k]) for k in (0, 2, 4, 6, 3)]  # frames 1, 3, 5, 7, then 4
-        _save(np.concatenate(tiles, axis=1), root / "quintuplets" / f"{number:05d}" / "quintuplet.png")
+        save_frame(np.concatenate(tiles, axis=1), root / "quintuplets" / f"{number:05d}" / "quintuplet.png")
     return len(starts)
 
 
@@ -84,7 +84,7 @@ def write_ucf101(frames: list[np.ndarray], root: Path) -> int:
     files = {"frame0.png": 0, "frame1.png": 2, "framet.png": 3, "frame2.png": 4, "frame3.png": 6}
     for number, start in enumerate(starts):
         for file, k in files.items():
-            _save(_center_square(frames[start + k]), root / str(number) / file)
+            save_frame(_center_square(frames[start + k]), root / str(number) / file)
     return len(starts)
 
 
@@ -92,14 +92,14 @@ def write_davis90(frames: list[np.ndarray], root: Path) -> int:
     starts = {"bbb-meadow": 10, "bbb-squirrel": 60}
     for name, start in starts.items():
         for k in range(9):
-            _save(frames[start + k], root / name / f"{k:05d}.jpg")
+            save_frame(frames[start + k], root / name / f"{k:05d}.jpg")
     return len(starts)
 
 
 def write_snufilm(frames: list[np.ndarray], root: Path) -> int:
     last = SNUFILM_FRAMES - 1
     for k in range(SNUFILM_FRAMES):
-        _save(frames[k], root / SNUFILM_SEQUENCE / f"{k:06d}.png")
+        save_frame(frames[k], root / SNUFILM_SEQUENCE / f"{k:06d}.png")
     for mode, offset in SNUFILM_OFFSETS.items():
         # Lines 2 and 3 are usable (first frames at `offset` and `offset + 1`); line 1 (first frame 0, so
         # frame 1 would be negative) and line 4 (frame 7 one past the sequence's end) are skipped.
@@ -117,7 +117,7 @@ def write_vfitex(frames: list[np.ndarray], root: Path) -> int:
     for name, (start, factor) in sequences.items():
         for k in range(9):
             frame = _resize(frames[start + k], FRAME_SIZE[0] * factor, FRAME_SIZE[1] * factor)
-            _save(frame, root / name / f"{k + 1:03d}.png")
+            save_frame(frame, root / name / f"{k + 1:03d}.png")
     return len(sequences)
 
 

@@ -29,7 +29,8 @@ from typing import ClassVar, Optional, Protocol
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from data.frames import PathType, center_crop, load_frame, natural_key
+from common.files import PathType
+from data.frames import center_crop, load_frame, natural_key
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Training and validation sets of ST-MFNet: Vimeo-90K septuplets, BVI-DVC quintuplets, and a mixing Sampler.
+"""Training and validation sets of ST-MFNet: Vimeo-90K septuplets, BVI-DVC quintuplets, a mixing Sampler, and the
+training set of the scripts built from them.
 
 Every item is the tuple ``(frame1, frame3, frame4, frame5, frame7)`` of (3, H, W) float32 RGB tensors in
 [0, 1], in temporal order: the model's inputs are frames 1, 3, 5, 7 and the target is frame 4, the middle
@@ -18,7 +19,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from data.frames import PathType, load_frame, natural_key
+from common.files import PathType
+from data.frames import load_frame, natural_key
 from data.transforms import Augmentation, item_generator
 
 VIMEO_LAYOUT = (
@@ -32,6 +34,8 @@ BVIDVC_LAYOUT = (
 VIMEO_FRAMES = ("im1.png", "im3.png", "im4.png", "im5.png", "im7.png")
 # Position of each tile of a BVI-DVC quintuplet.png in temporal order 1, 3, 4, 5, 7: the target is the last tile.
 BVIDVC_TILE_OF_FRAME = (0, 1, 4, 2, 3)
+# The training sets of train.py and distill.py (--train_sets), by the folder under --data_dir they read.
+TRAINING_SETS = ("vimeo", "bvidvc")
 
 Quintuplet = tuple[Tensor, Tensor, Tensor, Tensor, Tensor]
 
@@ -189,3 +193,26 @@ class Sampler(Dataset):
     def __getitem__(self, index: int):
         dataset_number, item = self.locate(index)
         return self.datasets[dataset_number][item]
+
+
+def build_training_set(
+    data_dir: PathType, patch_size: int, train_sets: Sequence[str], samples_per_epoch: Optional[int] = None
+) -> Sampler:
+    """The training sets under ``data_dir`` in the given order, concatenated (or drawn at random when
+    ``samples_per_epoch`` is given), with random crops of ``patch_size``, flips and time reversal."""
+    if not train_sets:
+        raise ValueError(f"no training set chosen; valid: {', '.join(TRAINING_SETS)}")
+    crop = (patch_size, patch_size)
+    builders = {
+        "vimeo": lambda: Vimeo90k_quintuplet(Path(data_dir) / "vimeo_septuplet", train=True, crop_sz=crop),
+        "bvidvc": lambda: BVIDVC_quintuplet(Path(data_dir) / "bvidvc", crop_sz=crop),
+    }
+    datasets = []
+    for name in dict.fromkeys(train_sets):
+        try:
+            datasets.append(builders[name]())
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"{error}. Train without it by leaving it out of --train_sets.") from error
+    if samples_per_epoch is None:
+        return Sampler(datasets, iter=True)
+    return Sampler(datasets, iter=False, samples_per_epoch=samples_per_epoch)

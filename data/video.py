@@ -6,7 +6,7 @@ from typing import Optional
 import av
 import numpy as np
 
-from data.frames import PathType
+from common.files import PathType
 
 
 def read_video_frames(path: PathType, max_frames: Optional[int] = None) -> list[np.ndarray]:

@@ -133,6 +133,9 @@ class DistillationLoss(nn.Module):
             student_output, teacher_output, inputs
         )
 
+    def extra_repr(self) -> str:
+        return f"{self.alpha:g} * ({self.student_loss.extra_repr()}) + ({self.distill_loss.extra_repr()})"
+
 
 __all__ = [
     "ADVERSARIAL_TERMS",

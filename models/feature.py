@@ -129,21 +129,6 @@ class MultiScaleResNextBlock(nn.Module):
         return self.attention(torch.cat([self.resnext_small(x), self.resnext_large(x)], dim=1))
 
 
-# (attribute, down, input channel index, output channel index, small kernel, large kernel, stride).
-# Index None means the 6 input channels. The decoder kernels are even so that a stride-2
-# transposed convolution with padding (k - 2) // 2 exactly doubles the resolution.
-_UNET_LAYOUT = (
-    ("conv1", True, None, 0, 3, 7, 2),
-    ("conv2", True, 0, 1, 3, 7, 2),
-    ("conv3", True, 1, 2, 3, 5, 2),
-    ("conv4", True, 2, 3, 3, 5, 2),
-    ("deconv4", True, 3, 3, 3, 5, 1),
-    ("deconv3", False, 3, 2, 4, 6, 2),
-    ("deconv2", False, 2, 1, 4, 8, 2),
-    ("deconv1", False, 1, 0, 4, 8, 2),
-)
-
-
 class UMultiScaleResNext(nn.Module):
     """U-Net of multi-scale ResNeXt blocks: two frames (B, 3, H, W) -> features (B, channels[0], H/2, W/2)."""
 
@@ -153,12 +138,22 @@ class UMultiScaleResNext(nn.Module):
         super().__init__()
         if len(channels) != 4:
             raise ValueError(f"UMultiScaleResNext needs 4 channel counts, got {list(channels)}")
-        for name, down, cin, cout, ks_small, ks_large, stride in _UNET_LAYOUT:
-            in_channels = inplanes if cin is None else channels[cin]
-            block = MultiScaleResNextBlock(
-                down, in_channels, channels[cout], ks_small, ks_large, stride, norm_layer=norm_layer
-            )
-            setattr(self, name, block)
+        c0, c1, c2, c3 = channels
+
+        def block(down: bool, cin: int, cout: int, ks_small: int, ks_large: int, stride: int) -> nn.Module:
+            return MultiScaleResNextBlock(down, cin, cout, ks_small, ks_large, stride, norm_layer=norm_layer)
+
+        # Encoder: four stride-2 blocks, small kernel 3 and large kernel 7, then 5 at the coarser levels.
+        self.conv1 = block(True, inplanes, c0, 3, 7, 2)  # 1/2
+        self.conv2 = block(True, c0, c1, 3, 7, 2)  # 1/4
+        self.conv3 = block(True, c1, c2, 3, 5, 2)  # 1/8
+        self.conv4 = block(True, c2, c3, 3, 5, 2)  # 1/16
+        # Decoder: a stride-1 block at 1/16, then transposed blocks back up to 1/2. Their kernels are even so that
+        # a stride-2 transposed convolution with padding (k - 2) // 2 exactly doubles the resolution.
+        self.deconv4 = block(True, c3, c3, 3, 5, 1)  # 1/16
+        self.deconv3 = block(False, c3, c2, 4, 6, 2)  # 1/8
+        self.deconv2 = block(False, c2, c1, 4, 8, 2)  # 1/4
+        self.deconv1 = block(False, c1, c0, 4, 8, 2)  # 1/2
 
     def forward(self, first: Tensor, second: Tensor) -> Tensor:
         """Features of the frame pair (the two frames around the one to interpolate), both (B, 3, H, W)."""

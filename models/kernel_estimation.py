@@ -15,8 +15,8 @@ from torch import Tensor, nn
 
 from cupy_module.adacof import adacof
 
-# Output scale suffix -> upsampling factor applied to the 1/2-resolution features (None: stay at 1/2 resolution).
-SCALES = {"_ds": None, "": 2, "_us": 4}
+# Frame scale -> (state-dict suffix of its sub-networks, upsampling of the 1/2-resolution features; None: none).
+SCALES = {"half": ("_ds", None), "full": ("", 2), "double": ("_us", 4)}
 # What each sub-network predicts; weights are softmax-normalised over the F*F taps, offsets are unbounded.
 KINDS = ("Weight", "Alpha", "Beta")
 FRAMES = (1, 2)
@@ -68,10 +68,10 @@ class KernelEstimation(nn.Module):
         super().__init__()
         self.kernel_size = kernel_size
         self.names: list[str] = []
-        for scale, upsample in SCALES.items():
+        for suffix, upsample in SCALES.values():
             for frame in FRAMES:
                 for kind in KINDS:
-                    name = f"module{kind}{frame}{scale}"
+                    name = f"module{kind}{frame}{suffix}"
                     softmax = kind == "Weight"
                     setattr(self, name, _subnetwork(in_channels, channels, kernel_size**2, upsample, softmax))
                     self.names.append(name)
@@ -80,12 +80,14 @@ class KernelEstimation(nn.Module):
         return tuple(getattr(self, name)(features) for name in self.names)
 
     def kernels(self, features: Tensor, scale: str, frame: int) -> tuple[Tensor, Tensor, Tensor]:
-        """(weight, alpha, beta) of one frame (1 or 2) at one scale (a key of ``SCALES``): three of the 18 outputs.
+        """(weight, alpha, beta) of one frame (1 or 2) at one scale ("half", "full" or "double"): three of the 18
+        outputs.
 
         Lets a caller warp with each kernel as soon as it exists instead of holding all 18 (at 1080p the six 2x
         maps alone take 5 GiB in float32).
         """
-        return tuple(getattr(self, f"module{kind}{frame}{scale}")(features) for kind in KINDS)
+        suffix, _ = SCALES[scale]
+        return tuple(getattr(self, f"module{kind}{frame}{suffix}")(features) for kind in KINDS)
 
 
 class AdaCoFWarp(nn.Module):

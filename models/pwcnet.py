@@ -11,13 +11,13 @@ initialisation: nothing is ever downloaded; pretrained weights are loaded from a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from os import PathLike
-from typing import Optional, Union
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from common.files import PathType
 from cupy_module.correlation import correlation
 
 # Channels of the feature pyramid, finest (1/2 resolution) to coarsest (1/64).
@@ -32,8 +32,6 @@ WARP_SCALE = {5: 0.625, 4: 1.25, 3: 2.5, 2: 5.0}
 REFINER_LAYERS = ((128, 1), (128, 2), (128, 4), (96, 8), (64, 16), (32, 1), (2, 1))
 COST_VOLUME_CHANNELS = 81  # 9x9 displacements (max displacement 4) of the correlation layer
 LEAKY_SLOPE = 0.1
-
-PathType = Union[str, PathLike]
 
 
 def backwarp(frame: Tensor, flow: Tensor) -> Tensor:
@@ -188,6 +186,24 @@ def remap_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 def load_pwc_weights(network: Network, path: PathType) -> None:
-    """Load pretrained pytorch-pwc weights (e.g. ``network-default.pytorch``) strictly into ``network``."""
-    state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    network.load_state_dict(remap_state_dict(state_dict), strict=True)
+    """Load pretrained pytorch-pwc weights (e.g. ``network-default.pytorch``) strictly into ``network``.
+
+    A missing file raises FileNotFoundError; a file that is not readable or not PWC-Net weights, ValueError naming it.
+    """
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # a damaged file surfaces as RuntimeError, EOFError, UnpicklingError, ...
+        raise ValueError(f"{path} is not a readable PyTorch file ({str(error) or type(error).__name__})") from error
+    if not isinstance(state_dict, Mapping):
+        raise ValueError(f"{path} holds a {type(state_dict).__name__}, not pytorch-pwc weights")
+    state_dict = remap_state_dict(state_dict)
+    expected = network.state_dict()
+    missing = [key for key in expected if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in expected]
+    misshaped = [key for key in expected if key in state_dict and state_dict[key].shape != expected[key].shape]
+    if missing or unexpected or misshaped:
+        raise ValueError(f"{path} does not hold pytorch-pwc weights ({len(missing)} tensors missing, "
+                         f"{len(unexpected)} unexpected, {len(misshaped)} misshaped)")
+    network.load_state_dict(state_dict, strict=True)

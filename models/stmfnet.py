@@ -141,9 +141,9 @@ class STMFNetBase(nn.Module):
             return [self.adacof(frame, *self.get_kernel.kernels(features, scale, index))
                     for index, frame in ((1, first), (2, second))]
 
-        full_scale = warp_pair("", frame1, frame2)
-        half_scale = warp_pair("_ds", *(downsample_half(frame, self.gauss_kernel) for frame in (frame1, frame2)))
-        double_scale = warp_pair("_us", *(self.upsampler(frame) for frame in (frame1, frame2)))
+        full_scale = warp_pair("full", frame1, frame2)
+        half_scale = warp_pair("half", *(downsample_half(frame, self.gauss_kernel) for frame in (frame1, frame2)))
+        double_scale = warp_pair("double", *(self.upsampler(frame) for frame in (frame1, frame2)))
         full_scale += self.flow_candidates(frame1, frame2)
 
         output_tilde = self.scale_synthesis(

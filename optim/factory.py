@@ -54,18 +54,16 @@ def make_optimizer(
     raise ValueError(f"unknown optimizer {args.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
 
 
-def make_scheduler(args: Namespace, optimizer: torch.optim.Optimizer) -> lr_scheduler.LRScheduler:
-    """The learning-rate schedule named by ``args.decay_type``.
+def parse_decay_type(decay_type: str) -> tuple[str, list[int]]:
+    """``--decay_type`` as ("step", []), ("multistep", [A, B, ...]) or ("plateau", []); ValueError if unknown.
 
-    Step it once per epoch; the plateau scheduler takes the validation PSNR (mode "max",
-    improvements under 0.01 dB do not count).
+    The original's rule: "step" is a decay every ``--lr_decay`` epochs, any other value containing "step" is
+    NAME_A_B_... with milestones A, B, ... (e.g. step_10_30, multistep_5_10; the part before the first "_" is not
+    read).
     """
-    decay_type = args.decay_type
-    if decay_type == "step":
-        return lr_scheduler.StepLR(optimizer, step_size=args.lr_decay, gamma=args.gamma)
+    if decay_type in ("step", "plateau"):
+        return decay_type, []
     if "step" in decay_type:
-        # The original's rule: any other value containing "step" is NAME_A_B_... with milestones A, B, ...
-        # (e.g. step_10_30, multistep_5_10); the part before the first "_" is not read.
         try:
             milestones = [int(epoch) for epoch in decay_type.split("_")[1:]]
         except ValueError:
@@ -75,16 +73,28 @@ def make_scheduler(args: Namespace, optimizer: torch.optim.Optimizer) -> lr_sche
                 f"--decay_type {decay_type!r}: expected step_A_B_... (or any name containing 'step' followed by "
                 "_A_B_...) with integer epochs A, B, ..."
             )
-        return lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=args.gamma)
-    if decay_type == "plateau":
-        if args.patience is None:
-            raise ValueError("decay_type 'plateau' needs --patience (epochs without improvement)")
-        return lr_scheduler.ReduceLROnPlateau(
-            optimizer,
-            mode="max",
-            factor=args.gamma,
-            patience=args.patience,
-            threshold=0.01,
-            threshold_mode="abs",
-        )
+        return "multistep", milestones
     raise ValueError(f"unknown --decay_type {decay_type!r}; valid: step, step_A_B_... (e.g. multistep_5_10), plateau")
+
+
+def make_scheduler(args: Namespace, optimizer: torch.optim.Optimizer) -> lr_scheduler.LRScheduler:
+    """The learning-rate schedule named by ``args.decay_type`` (see :func:`parse_decay_type`).
+
+    Step it once per epoch; the plateau scheduler takes the validation PSNR (mode "max",
+    improvements under 0.01 dB do not count).
+    """
+    kind, milestones = parse_decay_type(args.decay_type)
+    if kind == "step":
+        return lr_scheduler.StepLR(optimizer, step_size=args.lr_decay, gamma=args.gamma)
+    if kind == "multistep":
+        return lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=args.gamma)
+    if args.patience is None:
+        raise ValueError("--decay_type plateau needs --patience (epochs without improvement)")
+    return lr_scheduler.ReduceLROnPlateau(
+        optimizer,
+        mode="max",
+        factor=args.gamma,
+        patience=args.patience,
+        threshold=0.01,
+        threshold_mode="abs",
+    )

@@ -136,3 +136,20 @@ class OBProxSG(Optimizer):
             self.epochs_done = counters["epochs_done"]
             self.steps_in_epoch = counters["steps_in_epoch"]
             self.last_step_kind = counters["last_step_kind"]
+
+
+class PhaseSwitches:
+    """Reports the step after which an optimizer's kind of step changed: OBProxSG's switches between its Prox-SG
+    and orthant phases (other optimizers have no phases and never switch)."""
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        self.optimizer = optimizer
+        self.kind: Optional[str] = getattr(optimizer, "last_step_kind", None)
+
+    def new_phase(self) -> Optional[str]:
+        """The kind of the step just taken when it differs from the step before (else None)."""
+        kind = getattr(self.optimizer, "last_step_kind", None)
+        if kind == self.kind:
+            return None
+        self.kind = kind
+        return kind

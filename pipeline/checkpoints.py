@@ -1,7 +1,8 @@
-"""Checkpoints of train.py and distill.py: the original per-epoch files and a ``last.pth`` for exact resume.
+"""Checkpoints of train.py and distill.py: the original per-epoch files, and a ``last.pth`` with the run's
+:class:`Progress` for exact resume.
 
 ``out_dir/checkpoint/model_epochNNN.pth`` keeps the original format ``{"epoch", "state_dict"}`` so that
-evaluate.py, ``utility.load_checkpoint`` and the original tools load it. ``out_dir/checkpoint/last.pth`` holds
+evaluate.py, ``models.checkpoint.load_checkpoint`` and the original tools load it. ``out_dir/checkpoint/last.pth`` holds
 everything a run needs to continue as if it had never stopped: model, optimizer (OBProxSG's phase counters
 included), scheduler, the loss's discriminators and their optimizers, the loop's progress, and the torch, CUDA,
 numpy and Python random generator states. Every file is written atomically (temporary file + rename), so a crash
@@ -9,7 +10,7 @@ mid-save leaves the previous file intact.
 
 In a distributed run rank 0 saves, and the model is saved without its DistributedDataParallel wrapper: no key has
 the ``module.`` prefix, so the checkpoints of a distributed run and of a single process are interchangeable
-(resuming with another number of processes: ``pipeline/training.py``). The random generator states saved are rank
+(resuming with another number of processes: ``data/sampling.py``). The random generator states saved are rank
 0's, and a resumed run restores them on every process (which all started from the same seed).
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import random
 from argparse import Namespace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -24,13 +26,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.files import PathType, atomic_save, remove_stale_temporaries
 from pipeline.distributed import unwrap_model
-from utility import PathType, atomic_save, remove_stale_temporaries
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FOLDER = "checkpoint"
 LAST_CHECKPOINT = "last.pth"
+# Flags that may change between a run and its --resume without changing what the resumed steps compute.
+RESUME_FREE_FLAGS = ("resume", "max_steps", "num_workers", "device", "gpu_id", "load", "seed")
 
 
 def checkpoint_dir(out_dir: PathType) -> Path:
@@ -156,3 +160,84 @@ def changed_arguments(saved: dict[str, Any], current: Namespace, ignore: tuple[s
         if previous != value:
             changes[name] = (previous, value)
     return changes
+
+
+@dataclass
+class Progress:
+    """Where a run stands; saved in ``last.pth``.
+
+    ``epoch`` counts finished epochs, ``step`` optimizer steps of the whole run, ``epoch_step`` the steps done in
+    the unfinished epoch; the sums give the epoch's mean training loss and PSNR (over all processes of a
+    distributed run). ``history`` has one record per validation (train loss, PSNR, validation PSNR/SSIM, density)
+    for the curves. ``world_size`` is the number of processes of the run that saved it.
+    """
+
+    seed: int
+    steps_per_epoch: int
+    world_size: int = 1
+    epoch: int = 0
+    step: int = 0
+    epoch_step: int = 0
+    loss_sum: float = 0.0
+    psnr_sum: float = 0.0
+    psnr_count: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def epochs_done(self) -> float:
+        return self.epoch + self.epoch_step / self.steps_per_epoch
+
+    def start_epoch(self) -> None:
+        self.epoch_step, self.loss_sum, self.psnr_sum, self.psnr_count = 0, 0.0, 0.0, 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Progress:
+        return cls(**values)
+
+
+def start_progress(
+    args: Namespace,
+    seed: int,
+    steps_per_epoch: int,
+    world_size: int,
+    resume_state: Optional[dict[str, Any]],
+    **states: Any,
+) -> Progress:
+    """A new run's progress, or, with the ``last.pth`` contents of ``--resume``, the saved one after restoring every
+    state into the freshly built objects ``states`` (:func:`restore_last_checkpoint`'s keywords), warning about
+    flags that changed since.
+
+    A run may resume with another number of processes when the items per step (processes x ``--batch_size``) stay
+    the same: its steps then take the same items, and ``epoch_step`` locates the resumed step for any split.
+    """
+    if resume_state is None:
+        return Progress(seed=seed, steps_per_epoch=steps_per_epoch, world_size=world_size)
+    _check_items_per_step(resume_state, args.batch_size, world_size)
+    ignored = (*RESUME_FREE_FLAGS, "batch_size")  # checked above, with the number of processes
+    for name, (before, now) in changed_arguments(resume_state["args"], args, ignored).items():
+        logger.warning("--%s is %s in the resumed run, %s before", name, now, before)
+    progress = Progress.from_dict(restore_last_checkpoint(resume_state, **states))
+    if progress.steps_per_epoch != steps_per_epoch:
+        raise ValueError(
+            f"--resume: the run had {progress.steps_per_epoch} steps per epoch, now {steps_per_epoch}; keep "
+            "--data_dir, --train_sets, --samples_per_epoch and the items per step (processes x --batch_size)"
+        )
+    progress.world_size = world_size
+    return progress
+
+
+def _check_items_per_step(resume_state: dict[str, Any], batch_size: int, world_size: int) -> None:
+    saved_world_size = resume_state["progress"].get("world_size", 1)
+    saved_batch_size = resume_state["args"]["batch_size"]
+    saved_items, items = saved_world_size * saved_batch_size, world_size * batch_size
+    if saved_items != items:
+        raise ValueError(
+            f"--resume: the run took {saved_items} items per step ({saved_world_size} process(es) x --batch_size "
+            f"{saved_batch_size}), this one would take {items} ({world_size} x {batch_size}); choose --batch_size "
+            f"and the number of processes so that their product is {saved_items}"
+        )
+    if saved_world_size != world_size:
+        logger.info("Resuming a run of %d process(es) x --batch_size %d with %d x %d (%d items per step either way)",
+                    saved_world_size, saved_batch_size, world_size, batch_size, items)

@@ -12,9 +12,9 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from data.frames import PathType
+from common.files import PathType
 from metrics import quantize
-from utility import atomic_save_image
+from common.files import atomic_save_image
 
 PANEL_LABELS = ("I1", "I2", "output", "ground truth")
 # The heat map saturates at a mean absolute error of a quarter of the range (64 of 255 levels), a fixed scale so

@@ -38,7 +38,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from losses import Adversarial, LaplacianLoss, Loss
-from utility import select_device
+from pipeline.cli import select_device
 
 # The variables torchrun sets that this module needs; all or none of them must be present.
 TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")

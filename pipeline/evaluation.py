@@ -25,12 +25,12 @@ from torch import Tensor
 from tqdm import tqdm
 
 from data import QuintupletTestSet
-from data.frames import PathType
+from common.files import PathType
 from metrics import LPIPS, calc_psnr, calc_ssim
 from metrics.quality import SSIM_WINDOW_SIZE
 from pipeline.comparison import save_comparison_grid
 from pipeline.failures import ScriptError
-from utility import atomic_save_image
+from common.files import atomic_save_image
 
 logger = logging.getLogger(__name__)
 

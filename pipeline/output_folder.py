@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import Iterable, Optional
 
+from common.files import PathType, atomic_write_text
 from pipeline.failures import ScriptError
-from utility import PathType, atomic_write_text
 
 MANIFEST = ".stmfnet-output.json"
 LOCK = ".stmfnet-output.lock"

@@ -10,7 +10,8 @@ which layers can therefore be narrower.
   (e.g. ``feature_extractor.conv1.resnext_small``) -- the information the paper used to size the student.
 
 ``write_report`` stores the report as JSON and draws ``sparsity.png`` (per-layer density) with matplotlib;
-``plot_curves`` draws loss, PSNR and density per epoch.
+``append_density`` adds a line to the original's ``density results.txt``; ``plot_curves`` draws loss, PSNR and
+density per epoch.
 """
 from __future__ import annotations
 
@@ -23,12 +24,13 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from utility import PathType
+from common.files import PathType
 
 # Module-path depth that names a block: "dyntex_generator.encoder.layer1", "get_kernel.moduleWeight1_ds.0".
 BLOCK_DEPTH = 3
 CHANNEL_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 TRANSPOSED_LAYERS = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+DENSITY_FILE = "density results.txt"  # the original's name
 
 
 def density_parameters(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
@@ -149,6 +151,12 @@ def write_report(report: dict[str, Any], out_dir: PathType) -> None:
     out_dir = Path(out_dir)
     (out_dir / "sparsity.json").write_text(json.dumps(report, indent=1))
     plot_layer_density(report, out_dir / "sparsity.png")
+
+
+def append_density(out_dir: PathType, density: float, psnr: float) -> None:
+    """One line ``density,psnr,`` per validation in ``out_dir/density results.txt``, as the original wrote it."""
+    with open(Path(out_dir) / DENSITY_FILE, "a") as file:
+        file.write(f"{density},{psnr},\n")
 
 
 def plot_curves(history: Sequence[dict[str, Any]], path: PathType) -> None:

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from data import Vimeo90k_quintuplet
 from metrics import calc_psnr, calc_ssim
 from pipeline import distributed
-from utility import PathType
+from common.files import PathType
 
 # Seed of the fixed validation crops (any value works; it only has to stay the same between epochs).
 VALIDATION_CROP_SEED = 0
@@ -101,8 +101,3 @@ def sum_over_processes(scores: ValidationScores, device: torch.device) -> Valida
     """The sums and counts of every process added up (``scores`` itself outside a distributed run)."""
     psnr_sum, ssim_sum, count = distributed.all_reduce_sum([scores.psnr_sum, scores.ssim_sum, scores.count], device)
     return ValidationScores(psnr_sum, ssim_sum, round(count))
-
-
-def frame_average(frame1: Tensor, frame3: Tensor, frame5: Tensor, frame7: Tensor) -> Tensor:
-    """The trivial baseline: the mean of the two frames around the target."""
-    return (frame3 + frame5) / 2

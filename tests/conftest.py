@@ -119,13 +119,14 @@ class _FillingFile:
 
 @contextlib.contextmanager
 def disk_filling_after(monkeypatch, budget_bytes: int):
-    """Every file utility's atomic writes open accepts ``budget_bytes`` in all, then raises OSError(ENOSPC)."""
-    import utility
+    """Every file the atomic writes of common/files.py open accepts ``budget_bytes`` in all, then raises
+    OSError(ENOSPC)."""
+    from common import files
 
     budget = [budget_bytes]
-    monkeypatch.setattr(utility, "open", lambda path, mode: _FillingFile(open(path, mode), budget), raising=False)
+    monkeypatch.setattr(files, "open", lambda path, mode: _FillingFile(open(path, mode), budget), raising=False)
     yield
-    monkeypatch.delattr(utility, "open")
+    monkeypatch.delattr(files, "open")
 
 
 @contextlib.contextmanager

@@ -106,15 +106,21 @@ def test_texture_unet_trains():
     assert all(f.grad is not None for f in frames)
 
 
-def test_bad_inputs_raise_value_error():
+def test_feature_network_rejects_bad_norms_and_sizes():
     with pytest.raises(ValueError, match="norm_layer"):
         UMultiScaleResNext(norm_layer="group")
     with pytest.raises(ValueError, match="multiples of 16"):
         UMultiScaleResNext(channels=[32, 64, 96, 128])(torch.rand(1, 3, 24, 24), torch.rand(1, 3, 24, 24))
+
+
+def test_gridnet_needs_one_input_per_row():
     with pytest.raises(ValueError, match="one input per row"):
         MIMOGridNet((6, 6, 6), (3,), grid_chs=(16, 32, 46), n_col=4, outrow=(1,))(torch.rand(1, 6, 8, 8))
     with pytest.raises(ValueError, match="per row"):
         MIMOGridNet((6, 6), (3,), grid_chs=(16, 32, 46))
+
+
+def test_texture_network_needs_five_frames_of_one_size():
     with pytest.raises(ValueError, match="five frames"):
         student_UNet3d_18()(*[torch.rand(1, 3, 16, 16)] * 4, torch.rand(1, 3, 16, 24))
 

@@ -1,9 +1,9 @@
-"""``utility.load_checkpoint``: the original checkpoint format, DataParallel prefixes, and clear failures."""
+"""``models.checkpoint.load_checkpoint``: the original checkpoint format, DataParallel prefixes, and clear failures."""
 import pytest
 import torch
 
 import models
-from utility import load_checkpoint
+from models.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -149,8 +149,8 @@ CASES: dict[str, Case] = {
     "interpolate --max_frames 1": interpolate_case([*BASELINE, "--max_frames", "1"], "--max_frames"),
     "interpolate --crf 99": interpolate_case([*BASELINE, "--crf", "99"], "--crf 99"),
     "interpolate --preset": interpolate_case([*BASELINE[:2], "--preset", "bogus"], "--preset 'bogus'"),
-    "interpolate fps the encoder refuses": interpolate_case(
-        [*BASELINE, "--codec", "mpeg4", "--out_fps", "100000"], "--out_fps"),
+    "interpolate fps the encoder refuses": interpolate_case(  # the folders it made for the output go again
+        [*BASELINE, "--codec", "mpeg4", "--out_fps", "100000"], "--out_fps", output="new/deeper/out.mp4"),
     "interpolate non-finite checkpoint": interpolate_case(
         ["--net", "student_STMFNet", "--checkpoint", "diverged.pth", "--device", "cpu"],
         "diverged.pth holds NaN or infinite weights", non_finite_checkpoint),
@@ -161,7 +161,7 @@ CASES: dict[str, Case] = {
         output="results"),
     "interpolate output containing the input": interpolate_case(
         [*BASELINE, "--overwrite"], "the output inner/.. contains the input", output="inner/.."),
-    "interpolate full disk": interpolate_case(BASELINE, "no space left on {tmp}", full_disk, output="pngs"),
+    "interpolate full disk": interpolate_case(BASELINE, "no space left on {tmp}/new", full_disk, output="new/pngs"),
 }
 
 

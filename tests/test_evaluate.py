@@ -24,7 +24,9 @@ from image_kinds import KINDS, expected_rgb, write_kind
 from data.make_sample import DEFAULT_VIDEO, build_sample
 from metrics import calc_psnr
 from models import student_STMFNet
+from pipeline import cli
 from pipeline.evaluation import ItemResult, save_image_pixels, summarize
+from pipeline.failures import ScriptError
 from pipeline.output_folder import LOCK
 from pipeline.results_file import results_text
 
@@ -133,7 +135,7 @@ def test_student_results_txt_has_the_original_format(student_run):
     text = (result_dir / "results.txt").read_text()
     assert text.endswith("\n\n")  # UCF101: the original ended the file with a blank line
     matches = [RESULT_LINE.match(line) for line in text.splitlines()[:-1]]
-    assert all(matches), lines
+    assert all(matches), text
     assert [m["label"].strip() for m in matches] == [*STUDENT_ITEMS, "Average"]
     for match, item in zip(matches, record["items"]):
         assert float(match["psnr"]) == round(item["scores"]["PSNR"], 3)
@@ -244,10 +246,10 @@ def test_refuses_random_weights_without_allow_random(sample_dir, tmp_path, monke
     assert not (tmp_path / "out").exists()
 
     args = evaluate.build_parser().parse_args(["--data_dir", str(sample_dir), "--allow_random"])
-    assert evaluate.resolve_checkpoint(args) is None
+    assert cli.resolve_checkpoint(args, evaluate.DEFAULT_CHECKPOINT) is None
     typo = evaluate.build_parser().parse_args(["--data_dir", ".", "--allow_random", "--checkpoint", "typo.pth"])
     with pytest.raises(FileNotFoundError, match="typo.pth not found"):
-        evaluate.resolve_checkpoint(typo)
+        cli.resolve_checkpoint(typo, evaluate.DEFAULT_CHECKPOINT)
 
 
 def test_lpips_without_weights_fails_before_any_frame(sample_dir, tmp_path, monkeypatch, capsys):
@@ -403,3 +405,8 @@ def test_frames_are_checked_before_anything_is_written(tmp_path, capsys, layout,
         run_baseline("average", UCF, tmp_path / "data", tmp_path / "out", "--metrics", "PSNR", "SSIM")
     assert expected in exit_message(capsys, excinfo)
     assert not (tmp_path / "out").exists()
+
+
+def test_debug_shows_the_error_with_its_traceback(tmp_path):
+    with pytest.raises(ScriptError, match="no_data"):
+        run_baseline("average", UCF, tmp_path / "no_data", tmp_path / "out", "--debug")

@@ -156,3 +156,7 @@ def test_divergence_terms_are_distillation_only():
     loss = DistillationLoss("1*CrossEntropy", "2*KLDivergence", alpha=0.1)(student, teacher, gt)
     expected = 0.1 * CrossEntropy()(student, gt) + 2 * KLDivergence()(student, teacher)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-14)
+
+
+def test_distillation_loss_describes_its_weighted_sides():
+    assert DistillationLoss("1*Lap", "0.5*L1+1*Charb", 0.1).extra_repr() == "0.1 * (1*Lap) + (0.5*L1 + 1*Charb)"

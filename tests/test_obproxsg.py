@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from conftest import relative_error
-from optim import ORTHANT, PROX_SG, OBProxSG, make_optimizer, make_scheduler
+from optim import ORTHANT, PROX_SG, OBProxSG, PhaseSwitches, make_optimizer, make_scheduler
 
 
 def _golden_optimizer(case, dtype=torch.float64):
@@ -260,3 +260,17 @@ def test_make_scheduler_reads_milestones_from_any_name_containing_step(decay_typ
     scheduler = make_scheduler(_args(decay_type=decay_type, gamma=0.1), optimizer)
     assert isinstance(scheduler, torch.optim.lr_scheduler.MultiStepLR)
     assert sorted(scheduler.milestones.elements()) == milestones
+
+
+def test_phase_switches_report_each_change_of_step_kind_once():
+    param = nn.Parameter(torch.tensor([0.5, -0.5]))
+    optimizer = OBProxSG([param], lr=0.1, lambda_=0.0, epochSize=2, Np=1)
+    switches = PhaseSwitches(optimizer)
+    seen = []
+    for _ in range(5):
+        param.grad = torch.ones_like(param)
+        optimizer.step()
+        seen.append(switches.new_phase())
+    assert seen == [PROX_SG, None, ORTHANT, None, None]
+    plain = torch.optim.SGD([param], lr=0.1)
+    assert PhaseSwitches(plain).new_phase() is None

@@ -18,10 +18,9 @@ import losses
 import train
 from models import get_model_class
 from pipeline.checkpoints import last_checkpoint_path, restore_rng_states, rng_states, save_last_checkpoint
-from pipeline.sparsity import overall_density
-from pipeline.training import EpochSampler, SeededItems, build_training_set
+from pipeline.sparsity import append_density, overall_density
 from tiny_dataset import PATCH, write_tiny_dataset
-from utility import load_checkpoint
+from models.checkpoint import load_checkpoint
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
@@ -71,7 +70,7 @@ def _assert_same_tree(got, expected, where: str = "") -> None:
 
 
 @pytest.mark.slow
-def test_student_run_writes_logs_checkpoints_and_reports(full_run, half_run):
+def test_student_run_logs_and_config(full_run, half_run):
     log = (full_run / "log.txt").read_text()
     assert "STARTING FROM EPOCH 0" in log
     assert "Train Epoch: [1/70]" in log and "Step: [3/3]" in log and "Valid PSNR" in log
@@ -80,13 +79,20 @@ def test_student_run_writes_logs_checkpoints_and_reports(full_run, half_run):
     config = (full_run / "config.txt").read_text()
     assert "net: student_STMFNet" in config and "max_steps: 4" in config
 
-    # The original format per epoch: epoch 1 complete, epoch 2 as far as it got.
+
+@pytest.mark.slow
+def test_student_run_writes_epoch_checkpoints_in_the_original_format(full_run):
+    # Epoch 1 complete, epoch 2 as far as it got.
     for epoch in (1, 2):
         checkpoint = _load(full_run / "checkpoint" / f"model_epoch{epoch:03d}.pth")
         assert set(checkpoint) == {"epoch", "state_dict"} and checkpoint["epoch"] == epoch
+    load_checkpoint(get_model_class("student_STMFNet")(), full_run / "checkpoint" / "model_epoch002.pth")
+
+
+@pytest.mark.slow
+def test_student_run_last_checkpoint_holds_progress_and_states(full_run):
     model = get_model_class("student_STMFNet")()
     load_checkpoint(model, full_run / "checkpoint" / "model_epoch002.pth")
-
     last = _load(last_checkpoint_path(full_run))
     progress = last["progress"]
     assert (progress["epoch"], progress["step"], progress["epoch_step"], progress["steps_per_epoch"]) == (1, 4, 1, 3)
@@ -96,6 +102,11 @@ def test_student_run_writes_logs_checkpoints_and_reports(full_run, half_run):
     assert last["scheduler"]["last_epoch"] == 1  # stepped at the end of epoch 1 only
     _assert_same_tree(last["model"], model.state_dict(), "model")
 
+
+@pytest.mark.slow
+def test_student_run_writes_the_compression_report(full_run):
+    model = get_model_class("student_STMFNet")()
+    load_checkpoint(model, full_run / "checkpoint" / "model_epoch002.pth")
     report = json.loads((full_run / "sparsity.json").read_text())
     assert report["step"] == 4
     assert report["density"] == pytest.approx(overall_density(model))
@@ -104,7 +115,7 @@ def test_student_run_writes_logs_checkpoints_and_reports(full_run, half_run):
     assert len((full_run / "density results.txt").read_text().splitlines()) == 2
     for picture in ("sparsity.png", "curves.png"):
         assert (full_run / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "Suggested channel widths" in log
+    assert "Suggested channel widths" in (full_run / "log.txt").read_text()
 
 
 @pytest.mark.slow
@@ -231,31 +242,6 @@ def test_missing_training_set_is_a_clear_error(tmp_path):
         train.main(argv)
 
 
-def test_epoch_order_and_items_depend_only_on_seed_epoch_and_index():
-    sampler = EpochSampler(10, seed=5)
-    first, second = sampler.order(0), sampler.order(1)
-    assert sorted(first) == list(range(10)) and first != second
-    assert EpochSampler(10, seed=5).order(0) == first
-    sampler.set_epoch(1, start=4)
-    assert list(sampler) == [(1, index) for index in second[4:]] and len(sampler) == 6
-
-    class RandomItems(torch.utils.data.Dataset):
-        def __len__(self):
-            return 10
-
-        def __getitem__(self, index):
-            return torch.rand(3)
-
-    items = SeededItems(RandomItems(), seed=5)
-    torch.manual_seed(0)
-    state = torch.get_rng_state()
-    item = items[(2, 7)]
-    assert torch.equal(torch.get_rng_state(), state)  # the global generator is untouched
-    torch.manual_seed(123)
-    assert torch.equal(items[(2, 7)], item)
-    assert not torch.equal(items[(3, 7)], item) and not torch.equal(items[(2, 6)], item)
-
-
 def test_original_defaults():
     args = train.build_parser().parse_args(["--data_dir", "x"])
     assert (args.net, args.loss, args.out_dir, args.load) == ("STMFNet", "1*Lap", "./train_results", None)
@@ -264,15 +250,6 @@ def test_original_defaults():
     assert (args.optimizer, args.weight_decay, args.featc) == ("ADAMax", 0, [32, 64, 96, 128])
     assert args.finetune_pwc is True  # store_true with default True: always on, as in the original
     assert args.train_sets == ["vimeo", "bvidvc"] and args.max_steps is None and not args.resume
-
-
-def test_samples_per_epoch_draws_seeded_random_items(data_dir):
-    dataset = build_training_set(data_dir, PATCH, ["vimeo", "bvidvc"], samples_per_epoch=5)
-    assert len(dataset) == 5
-    items = SeededItems(dataset, seed=1)
-    first = items[(0, 4)]
-    assert len(first) == 5 and all(frame.shape == (3, PATCH, PATCH) for frame in first)
-    assert all(torch.equal(a, b) for a, b in zip(items[(0, 4)], first))
 
 
 def test_random_states_round_trip_through_a_checkpoint(tmp_path):
@@ -290,3 +267,9 @@ def test_pwc_weights_flag_reaches_the_model_config(data_dir, tmp_path):
     args = train.build_parser().parse_args(["--data_dir", str(data_dir), "--pwc_weights", "network-default.pytorch"])
     assert ModelConfig.from_args(args).pwc_weights == "network-default.pytorch"
     assert ModelConfig.from_args(train.build_parser().parse_args(["--data_dir", str(data_dir)])).pwc_weights is None
+
+
+def test_density_file_has_the_original_format(tmp_path):
+    append_density(tmp_path, 0.75, 31.5)
+    append_density(tmp_path, 0.5, 32.25)
+    assert (tmp_path / "density results.txt").read_text() == "0.75,31.5,\n0.5,32.25,\n"

@@ -1,114 +1,22 @@
-"""The scripts' shared helpers in utility.py: device choice, logging, atomic saving, file hashing, and the original
-utility names (tensor2rgb, calc_lpips, FoldUnfold, read_frame_yuv2rgb)."""
-import errno
-import hashlib
-import logging
-import os
-import subprocess
-import sys
+"""utility.py: the original utility names (tensor2rgb, calc_lpips, FoldUnfold, read_frame_yuv2rgb) and nothing
+else."""
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import utility
-from conftest import disk_filling_after, small_tmpfs
 from metrics import LPIPS
 from video.yuv import YUVFormat, split_planes, yuv_to_rgb
 
 
-def test_select_device():
-    assert utility.select_device("cpu") == torch.device("cpu")
-    expected = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
-    assert utility.select_device("auto") == expected
-    with pytest.raises(ValueError, match="auto, cpu or cuda"):
-        utility.select_device("gpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="sees no CUDA GPU"):
-            utility.select_device("cuda")
-
-
-def test_setup_logging_writes_console_and_file_once(tmp_path, capsys):
-    logger = utility.setup_logging(tmp_path)
-    utility.setup_logging(tmp_path)  # a second call must not duplicate lines
-    logger.info("hello %d", 7)
-    logging.getLogger("models.anything").info("from a library")
-    lines = (tmp_path / "log.txt").read_text().splitlines()
-    assert [line.split(" INFO ")[1] for line in lines] == ["hello 7", "from a library"]
-    assert capsys.readouterr().out.count("hello 7") == 1
-
-
-def test_atomic_save_roundtrip_and_failure_keeps_previous_file(tmp_path, monkeypatch):
-    path = tmp_path / "checkpoint" / "last.pth"
-    utility.atomic_save({"epoch": 1}, path)
-    assert torch.load(path, weights_only=True) == {"epoch": 1}
-
-    def failing_save(obj, file):
-        file.write(b"partial")
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(torch, "save", failing_save)
-    with pytest.raises(RuntimeError, match="disk full"):
-        utility.atomic_save({"epoch": 2}, path)
-    monkeypatch.undo()
-    assert torch.load(path, weights_only=True) == {"epoch": 1}
-    assert [p.name for p in path.parent.iterdir()] == ["last.pth"]  # no temporary left behind
-    umask = os.umask(0)
-    os.umask(umask)
-    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # usual permissions, not mkstemp's private 0600
-
-
-def test_file_sha256(tmp_path):
-    path = tmp_path / "file.bin"
-    path.write_bytes(b"st-mfnet" * 100_000)
-    assert utility.file_sha256(path) == hashlib.sha256(b"st-mfnet" * 100_000).hexdigest()
-
-
-def test_a_full_disk_is_reported_as_enospc_naming_the_file_and_keeps_the_previous_one(tmp_path, monkeypatch):
-    path = tmp_path / "checkpoint" / "last.pth"
-    utility.atomic_save({"epoch": 1, "weights": torch.zeros(10)}, path)
-    with disk_filling_after(monkeypatch, 600):
-        # torch.save alone would say "RuntimeError: [enforce fail at inline_container.cc] unexpected pos".
-        with pytest.raises(OSError) as excinfo:
-            utility.atomic_save({"epoch": 2, "weights": torch.zeros(100_000)}, path)
-    assert excinfo.value.errno == errno.ENOSPC and excinfo.value.filename == str(path)
-    assert torch.load(path, weights_only=True)["epoch"] == 1
-    assert [p.name for p in path.parent.iterdir()] == ["last.pth"]
-
-
-def test_a_real_full_disk_is_reported_as_enospc(tmp_path):
-    with small_tmpfs(tmp_path / "disk", 64) as mounted:
-        if not mounted:
-            pytest.skip("mounting a tmpfs needs root on Linux; the injected full disk above covers the logic")
-        path = tmp_path / "disk" / "last.pth"
-        utility.atomic_save({"epoch": 1}, path)
-        with pytest.raises(OSError) as excinfo:
-            utility.atomic_save({"epoch": 2, "weights": torch.zeros(100_000)}, path)
-        assert excinfo.value.errno == errno.ENOSPC and excinfo.value.filename == str(path)
-        assert torch.load(path, weights_only=True) == {"epoch": 1}
-        assert [p.name for p in path.parent.iterdir()] == ["last.pth"]
-
-
-def test_temporary_names_are_unique_per_call_and_name_the_process(tmp_path):
-    first, second = utility.temporary_path(tmp_path / "last.pth"), utility.temporary_path(tmp_path / "last.pth")
-    assert first != second and first.parent == tmp_path
-    assert first.name.startswith(f".last.pth.{os.getpid()}.") and first.name.endswith(".tmp")
-
-
-def test_stale_temporaries_of_finished_processes_are_removed(tmp_path):
-    finished = subprocess.Popen([sys.executable, "-c", "pass"])
-    finished.wait()
-    path = tmp_path / "last.pth"
-    path.write_bytes(b"checkpoint")
-    stale = [tmp_path / f".last.pth.{finished.pid}.tmp", tmp_path / f".last.pth.{finished.pid}.0badc0de.tmp",
-             utility.temporary_path(path)]  # this process's own: it is not writing now
-    running = [tmp_path / f".last.pth.{os.getppid()}.12345678.tmp"]  # a live process may still be writing it
-    stale.append(tmp_path / f".model_epoch003.pth.{finished.pid}.0badc0de.tmp")
-    unrelated = [tmp_path / "last.pth.tmp", tmp_path / ".last.pth.x.tmp", tmp_path / ".hidden"]
-    for temporary in stale + running + unrelated:
-        temporary.write_bytes(b"partial")
-    assert sorted(utility.remove_stale_temporaries(tmp_path)) == sorted(stale)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in [path, *running, *unrelated])
+def test_utility_re_exports_only_the_original_names():
+    original = {"CharbonnierFunc", "calc_psnr", "calc_ssim", "gaussian_kernel", "make_optimizer", "make_scheduler",
+                "moduleNormalize", "quantize", "tensor2rgb", "calc_lpips", "FoldUnfold", "read_frame_yuv2rgb"}
+    assert set(utility.__all__) <= original
+    source = Path(utility.__file__).read_text()
+    assert "pipeline" not in source and "def load_checkpoint" not in source
 
 
 def test_tensor2rgb_is_the_original_batch_of_8bit_images():

@@ -36,6 +36,22 @@ def run_temporary_path(path: Path, tag: str = "partial") -> Path:
     return path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.{tag}{path.suffix}")
 
 
+def make_parents(path: Path) -> list[Path]:
+    """Create the missing folders above ``path``; returns them, deepest first, for :func:`remove_folders`."""
+    missing = [parent for parent in path.parents if not parent.exists()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def remove_folders(folders: list[Path]) -> None:
+    """Remove the folders a failed run created, as long as they are still empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
 def marker_text(frame_count: int, source: Path) -> str:
     return json.dumps({"program": PROGRAM, "frames": frame_count, "input": str(source)}, indent=1) + "\n"
 

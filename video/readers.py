@@ -17,16 +17,16 @@ import re
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Iterator, Optional
 
 import av
 import numpy as np
 from PIL import Image
 
+from common.files import PathType
 from data.frames import read_image_rgb
 from video.yuv import YUVFormat, format_from_name, frame_rate_from_name, split_planes, yuv_to_rgb
 
-PathType = Union[str, Path]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 YUV_SUFFIXES = (".yuv",)
 # A frame interval this far (relative) from the nominal one means the rate is variable.

@@ -16,15 +16,23 @@ import os
 import shutil
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Optional, Self, Union
+from typing import Iterator, Optional, Self
 
 import av
 import numpy as np
 from PIL import Image
 
-from video.output import MARKER_NAME, frame_name, marker_text, publish_file, publish_folder, run_temporary_path
-
-PathType = Union[str, Path]
+from common.files import PathType
+from video.output import (
+    MARKER_NAME,
+    frame_name,
+    make_parents,
+    marker_text,
+    publish_file,
+    publish_folder,
+    remove_folders,
+    run_temporary_path,
+)
 DEFAULT_CODEC = "libx264"
 # libx264rgb encodes RGB planes directly; at crf 0 the decoded frames equal the input bit for bit.
 LOSSLESS_CODEC = "libx264rgb"
@@ -156,13 +164,14 @@ class VideoWriter(_CompleteOrAbort):
         if preset is not None and codec in CRF_AND_PRESET_CODECS:
             options["preset"] = preset
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.created_folders = make_parents(self.path)
         self.temporary = run_temporary_path(self.path)
-        os.close(os.open(self.temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # claim the name
         try:
+            os.close(os.open(self.temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # claim the name
             self.container = av.open(str(self.temporary), mode="w")
         except BaseException:
             self.temporary.unlink(missing_ok=True)
+            remove_folders(self.created_folders)
             raise
         try:
             self.stream = self.container.add_stream(codec, rate=self.frame_rate, options=options)
@@ -221,6 +230,7 @@ class VideoWriter(_CompleteOrAbort):
             self.temporary.unlink(missing_ok=True)
         except OSError:
             logger.warning("could not delete the partial output %s", self.temporary, exc_info=True)
+        remove_folders(self.created_folders)
 
 
 class PNGFolderWriter(_CompleteOrAbort):
@@ -235,9 +245,13 @@ class PNGFolderWriter(_CompleteOrAbort):
         self.source = Path(source)
         self.replace = replace
         self.frames_written = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.created_folders = make_parents(self.path)
         self.temporary = run_temporary_path(self.path)
-        self.temporary.mkdir()
+        try:
+            self.temporary.mkdir()
+        except BaseException:
+            remove_folders(self.created_folders)
+            raise
 
     def write(self, frame: np.ndarray, time: Optional[Fraction] = None) -> None:
         """Save one frame (a folder keeps no times: ``time`` is accepted for the video writer's signature)."""
@@ -255,3 +269,4 @@ class PNGFolderWriter(_CompleteOrAbort):
     def abort(self) -> None:
         """Delete the temporary folder; the target path is left as it was. Never raises."""
         shutil.rmtree(self.temporary, ignore_errors=True)
+        remove_folders(self.created_folders)

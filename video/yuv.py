@@ -70,7 +70,7 @@ class YUVFormat:
         return f"{self.width}x{self.height} {self.chroma} {self.bit_depth}-bit"
 
 
-def parse_size(text: str) -> tuple[int, int]:
+def parse_width_height(text: str) -> tuple[int, int]:
     """``"WxH"`` as (width, height)."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
     if not match:
@@ -87,7 +87,7 @@ def format_from_name(
     """The file's format: explicit arguments win, then the file name's hints, then 1920x1080 8-bit 4:2:0."""
     name = Path(path).name
     if size is not None:
-        width, height = parse_size(size)
+        width, height = parse_width_height(size)
     else:
         match = _SIZE_IN_NAME.search(name)
         width, height = (int(match.group(1)), int(match.group(2))) if match else DEFAULT_SIZE

@@ -1,0 +1,154 @@
+"""Training and held-out data for the demo student, cut from one video with a clean split in time.
+
+    python -m data.make_demo_data --out demo_data                       # from assets/bbb_448x256.mp4
+    python -m data.make_demo_data --out heldout --video clip.mp4 --test_only --test_frames 0:40 --name clip
+
+Writes
+    vimeo_septuplet/  every 7-frame window (stride 1) of the training frames (--train_frames), listed in
+                      sep_trainlist.txt; plus --synthetic septuplets of global motion (below); sep_testlist.txt
+                      holds a few windows of the training frames, for train.py's validation pass only
+    vfitex/<name>/    the held-out frames (--test_frames) as 001.png, 002.png, ..., which evaluate.py reads as
+                      VFITex_quintuplet (a window every two frames)
+
+The two frame ranges may not overlap, so nothing evaluated on vfitex/ was seen in training.
+
+Synthetic septuplets: a window of a training frame that moves by a whole number of pixels per frame, so
+every frame, the middle one included, is an exact crop of the same picture (no resampling, exact midpoints).
+They add motion larger and in more directions than the clip has.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from common.files import PathType
+from data.make_sample import DEFAULT_VIDEO, save_frame
+from data.video import read_video_frames
+
+logger = logging.getLogger(__name__)
+
+SEPTUPLET = 7
+SYNTHETIC_SIZE = (192, 384)  # (height, width) of a synthetic septuplet
+MAX_SPEED = 10  # pixels per frame of a synthetic septuplet, each axis
+VALIDATION_WINDOWS = 4
+# The split of the shipped clip: the demo student trained on the first frames; the last ones are held out.
+DEFAULT_TRAIN_FRAMES = range(0, 92)
+DEFAULT_TEST_FRAMES = range(96, 132)
+DEFAULT_TEST_NAME = "bbb_heldout"
+
+
+def parse_range(text: str) -> range:
+    """'A:B' as range(A, B)."""
+    try:
+        first, last = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"frame range {text!r} is not of the form FIRST:END (e.g. 0:92)") from None
+    if not 0 <= first < last:
+        raise argparse.ArgumentTypeError(f"frame range {text!r} must have 0 <= FIRST < END")
+    return range(first, last)
+
+
+def synthetic_septuplet(frame: np.ndarray, speed: tuple[int, int], rng: np.random.Generator) -> list[np.ndarray]:
+    """Seven crops of ``frame`` whose window moves by ``speed`` = (dy, dx) pixels per frame."""
+    height, width = SYNTHETIC_SIZE
+    span_y, span_x = abs(speed[0]) * (SEPTUPLET - 1), abs(speed[1]) * (SEPTUPLET - 1)
+    top = int(rng.integers(0, frame.shape[0] - height - span_y + 1)) + (span_y if speed[0] < 0 else 0)
+    left = int(rng.integers(0, frame.shape[1] - width - span_x + 1)) + (span_x if speed[1] < 0 else 0)
+    return [
+        frame[top + k * speed[0]:top + k * speed[0] + height, left + k * speed[1]:left + k * speed[1] + width]
+        for k in range(SEPTUPLET)
+    ]
+
+
+def write_training(frames: list[np.ndarray], train: range, synthetic: int, seed: int, root: Path) -> dict[str, int]:
+    sequences = root / "sequences"
+    names = []
+    for start in range(train.start, train.stop - SEPTUPLET + 1):
+        name = f"real/{start:04d}"
+        for k in range(SEPTUPLET):
+            save_frame(frames[start + k], sequences / name / f"im{k + 1}.png")
+        names.append(name)
+    if not names:
+        raise ValueError(f"training frames {train.start}:{train.stop} hold no window of {SEPTUPLET} frames")
+    rng = np.random.default_rng(seed)
+    synthetic_names = []
+    for number in range(synthetic):
+        frame = frames[int(rng.integers(train.start, train.stop))]
+        speed = (int(rng.integers(-MAX_SPEED, MAX_SPEED + 1)), int(rng.integers(-MAX_SPEED, MAX_SPEED + 1)))
+        name = f"synthetic/{number:04d}"
+        for k, crop in enumerate(synthetic_septuplet(frame, speed, rng)):
+            save_frame(np.ascontiguousarray(crop), sequences / name / f"im{k + 1}.png")
+        synthetic_names.append(name)
+    validation = names[:: max(1, len(names) // VALIDATION_WINDOWS)][:VALIDATION_WINDOWS]
+    (root / "sep_trainlist.txt").write_text("\n".join(names + synthetic_names) + "\n")
+    (root / "sep_testlist.txt").write_text("\n".join(validation) + "\n")
+    return {"real": len(names), "synthetic": len(synthetic_names)}
+
+
+def write_test_sequence(frames: list[np.ndarray], test: range, folder: Path) -> int:
+    for number, index in enumerate(test, start=1):
+        save_frame(frames[index], folder / f"{number:03d}.png")
+    return len(test)
+
+
+def build(
+    video: PathType,
+    out: PathType,
+    test: range,
+    name: str,
+    train: Optional[range] = None,
+    synthetic: int = 0,
+    seed: int = 0,
+) -> dict[str, int]:
+    """Write the layouts (training ones only when ``train`` is given); returns what was written."""
+    out = Path(out)
+    targets = [out / "vfitex" / name] + ([out / "vimeo_septuplet"] if train is not None else [])
+    existing = [str(path) for path in targets if path.exists()]
+    if existing:
+        raise FileExistsError(f"{', '.join(existing)} already exist; choose another --out or --name")
+    if train is not None and train.start < test.stop and test.start < train.stop:
+        raise ValueError(f"training frames {train.start}:{train.stop} overlap test frames {test.start}:{test.stop}")
+    frames = read_video_frames(video)
+    last_needed = max(test.stop, train.stop if train is not None else 0)
+    if len(frames) < last_needed:
+        raise ValueError(f"{video} has {len(frames)} frames; the ranges need {last_needed}")
+    counts = {"test frames": write_test_sequence(frames, test, out / "vfitex" / name)}
+    if train is not None:
+        counts.update(write_training(frames, train, synthetic, seed, out / "vimeo_septuplet"))
+    return counts
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Cut a video into training septuplets and a held-out test sequence.")
+    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="video file to cut (read with PyAV)")
+    parser.add_argument("--out", type=Path, required=True, help="data directory to write")
+    parser.add_argument("--train_frames", type=parse_range, default=DEFAULT_TRAIN_FRAMES,
+                        help="FIRST:END of the training frames")
+    parser.add_argument("--test_frames", type=parse_range, default=DEFAULT_TEST_FRAMES,
+                        help="FIRST:END of the held-out frames")
+    parser.add_argument("--test_only", action="store_true", help="write only the held-out sequence")
+    parser.add_argument("--name", default=DEFAULT_TEST_NAME, help="folder name of the held-out sequence under vfitex/")
+    parser.add_argument("--synthetic", type=int, default=0, help="number of synthetic global-motion septuplets")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic septuplets")
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not args.video.is_file():
+        raise SystemExit(f"error: --video {args.video} not found")
+    try:
+        counts = build(args.video, args.out, args.test_frames, args.name,
+                       None if args.test_only else args.train_frames, args.synthetic, args.seed)
+    except (FileExistsError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
+    logger.info("Written to %s: %s", args.out, ", ".join(f"{count} {what}" for what, count in counts.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Turn a training run into a small checkpoint to ship: the weights plus how they were made.
+
+    python tools/export_checkpoint.py --run train_results --out assets/demo_student.pth --data "what it saw"
+
+Reads ``<run>/checkpoint/last.pth`` (written by train.py and distill.py) and writes ``{"epoch", "state_dict",
+"metadata"}``, which evaluate.py, interpolate.py and ``utility.load_checkpoint`` read like any checkpoint. The
+metadata records the command that reproduces the run (its flags as saved in the checkpoint), the optimizer steps,
+the epoch, the seed, the data description given here and the training wall time summed over the run's sessions
+(from the timestamps of ``<run>/log.txt``, so time between a stop and a ``--resume`` does not count).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common.files import PathType  # noqa: E402
+from common.files import atomic_save  # noqa: E402
+
+# The first line train.py and distill.py log in every session (a fresh start or a --resume).
+SESSION_START = re.compile(r" INFO (Training|Distilling) .+ on \S+, seed \d+$")
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+# Flags that describe where a run wrote or how it was continued, not what it trained.
+NOT_RECIPE = {"out_dir", "resume", "load", "max_steps", "gpu_id", "device", "num_workers"}
+SCRIPT_OF_RUN = {True: "distill.py", False: "train.py"}
+
+
+def _timestamp(line: str) -> datetime.datetime | None:
+    try:
+        return datetime.datetime.strptime(line[:19], TIMESTAMP_FORMAT)
+    except ValueError:
+        return None
+
+
+def training_seconds(log_text: str) -> float:
+    """Wall time of the run: for each session, its first to its last timestamped line."""
+    total = 0.0
+    first = last = None
+    for line in log_text.splitlines():
+        stamp = _timestamp(line)
+        if stamp is None:
+            continue
+        if SESSION_START.search(line):
+            if first is not None:
+                total += (last - first).total_seconds()
+            first = stamp
+        last = stamp
+    if first is not None:
+        total += (last - first).total_seconds()
+    return total
+
+
+def recipe_command(args: dict[str, Any]) -> str:
+    """The command line of a run's training flags (defaults included, so it does not depend on later defaults)."""
+    parts = ["python", SCRIPT_OF_RUN["teacher" in args]]
+    for name, value in args.items():
+        if name in NOT_RECIPE or value is None or value is False:
+            continue
+        if value is True:
+            parts.append(f"--{name}")
+        elif isinstance(value, (list, tuple)):
+            parts.extend([f"--{name}", *(str(item) for item in value)])
+        else:
+            parts.extend([f"--{name}", str(value)])
+    return " ".join(parts)
+
+
+def export(run: PathType, out: PathType, data: str) -> dict[str, Any]:
+    """Write the checkpoint of ``run`` to ``out`` (never over an existing file); returns its metadata."""
+    run, out = Path(run), Path(out)
+    last = run / "checkpoint" / "last.pth"
+    if not last.is_file():
+        raise FileNotFoundError(f"{last} not found: --run must be the --out_dir of a train.py or distill.py run")
+    if out.exists():
+        raise FileExistsError(f"{out} already exists; choose another --out")
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    progress, args = state["progress"], state["args"]
+    log = run / "log.txt"
+    metadata = {
+        "command": recipe_command(args),
+        "steps": int(progress["step"]),
+        "epoch": int(progress["epoch"]),
+        "seed": int(progress["seed"]),
+        "items_per_step": int(args["batch_size"]) * int(progress.get("world_size", 1)),
+        "data": data,
+        "training_wall_time_s": round(training_seconds(log.read_text()) if log.is_file() else 0.0),
+    }
+    state_dict = {key: value.detach().clone() for key, value in state["model"].items()}
+    atomic_save({"epoch": metadata["epoch"], "state_dict": state_dict, "metadata": metadata}, out)
+    return metadata
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Export a training run's weights with their metadata.")
+    parser.add_argument("--run", type=Path, required=True, help="--out_dir of the train.py or distill.py run")
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint file to write (must not exist)")
+    parser.add_argument("--data", required=True, help="one line on what the run trained on")
+    args = parser.parse_args()
+    try:
+        metadata = export(args.run, args.out, args.data)
+    except (FileNotFoundError, FileExistsError) as error:
+        raise SystemExit(f"error: {error}") from None
+    for name, value in metadata.items():
+        print(f"{name}: {value}")
+
+
+if __name__ == "__main__":
+    main()
