@@ -9,11 +9,11 @@ counted by formula instead (whatever FlopCounterMode saw inside them, e.g. the C
 Element-wise work (activations, padding, blur arithmetic) is not counted, as FlopCounterMode does not count it.
 
 :func:`profile_breakdown` (``benchmark.py --profile``) breaks one forward down with torch.profiler: the custom ops
-(FunctionAdaCoF, _Splat and _Correlation, totals), 2D convolutions (aten::conv2d/conv_transpose2d totals), 3D convolutions
-(aten::conv3d/conv_transpose3d and our oneDNN ``Conv3d`` modules, totals) and the rest (forward time minus those;
-an event nested in one already counted is not counted again). It also lists the convolution kernels that ran, so a
-slow fallback (slow_conv3d, ...) is visible. The profiler adds a small cost to every op it records, so an op made
-of many small ones (the CPU AdaCoF works band by band) reads a little slower than it runs.
+(FunctionAdaCoF, _Splat and _Correlation, totals), 2D convolutions (aten::conv2d/conv_transpose2d totals), 3D
+convolutions (aten::conv3d/conv_transpose3d and our oneDNN ``Conv3d`` modules, totals) and the rest (forward time
+minus those; an event nested in one already counted is not counted again). It also lists the convolution kernels
+that ran, so a slow fallback (slow_conv3d, ...) is visible. The profiler adds a small cost to every op it records,
+so an op made of many small ones (the CPU AdaCoF works band by band) reads a little slower than it runs.
 """
 import time
 from contextlib import ExitStack, contextmanager
