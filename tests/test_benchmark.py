@@ -1,4 +1,4 @@
-"""benchmark.py: a smoke run (the student at the smallest size, one repeat, with the profile breakdown) and the
+"""benchmark.py and pipeline/forward_cost.py: a smoke run (the student at the smallest size, one repeat, with the profile breakdown) and the
 FLOP formulas of the custom ops, and the profile's 3D-convolution category."""
 import json
 import math
@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import benchmark
+from pipeline import forward_cost
 import models.resnet3d
 from cupy_module.adacof import adacof
 from cupy_module.correlation import correlation
@@ -44,7 +45,7 @@ def test_custom_ops_counted_by_formula():
     weight, offset_i, offset_j = (torch.rand(1, taps, 8, 10) for _ in range(3))
     image, flow = torch.rand(2, 3, 8, 10), torch.rand(2, 2, 8, 10)
     first, second = torch.rand(1, 16, 8, 10), torch.rand(1, 16, 8, 10)
-    with benchmark.count_flops() as flops:
+    with forward_cost.count_flops() as flops:
         adacof(frame, weight, offset_i, offset_j, 1)
         softsplat(image, flow, None, "summation")
         correlation(first, second)
@@ -69,8 +70,24 @@ def test_profile_counts_onednn_conv3d_once():
                 for _ in range(3):
                     layer(volume)
 
-        profile = benchmark.profile_breakdown(forward, torch.device("cpu"))
+        profile = forward_cost.profile_breakdown(forward, torch.device("cpu"))
         categories = profile["categories_ms"]
         assert categories["conv3d"] > 0 and categories["conv2d"] == 0
         assert categories["conv3d"] <= profile["forward_ms"]
         assert categories["rest"] >= 0
+
+
+def test_route_comparison_reports_speed_peak_fraction_and_agreement():
+    """--routes worker: eager and bf16 side by side on real frames; GMAC/s and the fraction of the measured peak
+    follow from the MAC count, eager agrees with itself exactly, bf16 differs but stays close."""
+    case = benchmark.measure_route_case("student_STMFNet", 64, 64, ["eager", "bf16"], repeats=1)
+    routes = case["routes"]
+    assert set(routes) == {"eager", "bf16"} and case["macs"] > 0
+    assert case["peak_gmacs_per_s"]["float32"] > 0 and case["peak_gmacs_per_s"]["bfloat16"] > 0
+    for route in routes.values():
+        assert route["gmacs_per_s"] == pytest.approx(case["macs"] / route["forward_s"] / 1e9)
+        assert route["fraction_of_fp32_peak"] == pytest.approx(
+            route["gmacs_per_s"] / case["peak_gmacs_per_s"]["float32"])
+    assert routes["eager"]["max_abs_diff"] == 0 and routes["eager"]["psnr_vs_fp32_db"] == math.inf
+    assert 0 < routes["bf16"]["max_abs_diff"] and 20 < routes["bf16"]["psnr_vs_fp32_db"] < math.inf
+    assert "eager" in benchmark.format_routes([case]) and "of fp32 peak" in benchmark.format_routes([case])
