@@ -2,9 +2,12 @@
 
     python distill.py --teacher_dir stmfnet.pth --data_dir <dir> --distill_loss_fn 1*Lap --alpha 0.1
 
-The loss is ``alpha * student_loss(student, ground truth) + distill_loss(student, teacher)``; the teacher from
-``--teacher_dir`` runs in eval mode without gradients. Flags, outputs and torchrun use are those of train.py
-without the compression report; under torchrun every process holds its own copy of the frozen teacher.
+The loss is ``alpha * student_loss(student, ground truth) + distill_loss(student, teacher)``. The teacher from
+``--teacher_dir`` runs without gradients, by default in training mode as in the original (its BatchNorm layers
+normalise with the statistics of each batch; its stored statistics are left untouched), or with
+``--teacher_mode eval`` on its stored statistics (pipeline/teacher.py). Flags, outputs and torchrun use are those
+of train.py without the compression report; under torchrun every process holds its own copy of the frozen teacher
+and, in training mode, normalises with its own batch.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from optim import OPTIMIZERS
 from pipeline.cli import checked_by, non_negative_float
 from pipeline.failures import ScriptError
 from pipeline.run import add_training_arguments, start_run
+from pipeline.teacher import TEACHER_MODES, FrozenTeacher
 from pipeline.training import build_training_data, train
 
 logger = logging.getLogger("distill")
@@ -56,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
                               help="loss spec between the student's frame and the ground truth (same names)")
     distillation.add_argument("--alpha", type=non_negative_float, default=0.1,
                               help="weight of the student loss; the distillation loss has weight 1")
+    distillation.add_argument("--teacher_mode", choices=TEACHER_MODES, default="train",
+                              help="train: the teacher's BatchNorm layers normalise with the statistics of each "
+                                   "batch (the original's recipe; the stored statistics are not changed); eval: "
+                                   "with the stored running statistics")
     add_training_arguments(
         parser, out_dir="./distill_results", optimizers=DISTILL_OPTIMIZERS, train_sets=("bvidvc", "vimeo"),
         load_help="student checkpoint to start from (weights only; its epoch number is not used)",
@@ -63,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_teacher(args: argparse.Namespace, device: torch.device) -> nn.Module:
-    """The teacher from --teacher_dir, frozen and in eval mode."""
+def load_teacher(args: argparse.Namespace, device: torch.device) -> FrozenTeacher:
+    """The teacher from --teacher_dir, frozen, in --teacher_mode."""
     path = Path(args.teacher_dir)
     if not path.is_file():
         raise ScriptError(f"--teacher_dir {path} not found: give the trained {args.teacher} checkpoint")
@@ -73,17 +81,16 @@ def load_teacher(args: argparse.Namespace, device: torch.device) -> nn.Module:
         load_checkpoint(teacher, path)
     except ValueError as error:  # damaged, not a checkpoint, another network's, non-finite weights
         raise ScriptError(f"--teacher_dir: {error}") from error
-    logger.info("Teacher %s from %s (sha256 %s)", args.teacher, path, file_sha256(path))
-    return teacher.to(device).eval().requires_grad_(False)
+    logger.info("Teacher %s from %s (sha256 %s), %s mode", args.teacher, path, file_sha256(path), args.teacher_mode)
+    return FrozenTeacher(teacher.to(device), args.teacher_mode)
 
 
 def distillation_step(
-    teacher: nn.Module, student: nn.Module, loss: DistillationLoss, frames: Sequence[Tensor]
+    teacher: FrozenTeacher, student: nn.Module, loss: DistillationLoss, frames: Sequence[Tensor]
 ) -> tuple[Tensor, Tensor]:
     """One step's loss: the student's frame against the ground truth and the teacher's frame."""
     frame1, frame3, frame4, frame5, frame7 = frames
-    with torch.no_grad():
-        teacher_frame = teacher(frame1, frame3, frame5, frame7)
+    teacher_frame = teacher(frame1, frame3, frame5, frame7)
     prediction = student(frame1, frame3, frame5, frame7)["frame1"]
     return loss(prediction, teacher_frame, frame4, inputs=(frame1, frame3, frame5, frame7)), prediction
 

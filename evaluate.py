@@ -63,13 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--metrics", nargs="+", type=str, default=["PSNR", "SSIM"], choices=METRIC_NAMES,
                         help="metrics to compute; LPIPS needs the AlexNet weights locally")
     parser.add_argument("--data_dir", type=str, required=True,
-                        help="folder holding ucf101/, davis90/, snufilm/, vfitex/ (the original defaulted to a "
-                             "Windows path, D:\\stmfnet_data)")
+                        help="folder holding ucf101/, davis90/, snufilm/, vfitex/")
     parser.add_argument("--out_dir", type=str, default="eval_results",
-                        help="results go to <out_dir>/<dataset>/ (the original's default was 'tests')")
+                        help="results go to <out_dir>/<dataset>/")
 
-    cli.add_model_arguments(parser, finetune_pwc=False,
-                        finetune_pwc_help="accepted for compatibility with the original; no effect on evaluation")
+    cli.add_model_arguments(parser, finetune_pwc=False, finetune_pwc_help="no effect on evaluation")
 
     new_options = parser.add_argument_group("options added by this reimplementation")
     cli.add_device_arguments(parser, new_options)

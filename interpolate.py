@@ -6,37 +6,19 @@
         --tile 512 --overlap 64 --out_dir results
     python interpolate.py --baseline average --input frames_in/ --output frames_out/ --factor 4 --input_fps 30
 
-Input: any video PyAV decodes, a raw ``.yuv`` file (size, chroma format, bit depth and rate from --size,
---pix_fmt, --bit_depth, --input_fps or else the file name, as the teacher's interpolate_yuv.py did) or a folder of
-numbered PNG/JPEG frames. Output: a video (container from the suffix) or, for a path without a suffix, a folder of
-PNG frames. Without --output the teacher script's name ``<seq>_<W>x<H>_<fps>fps_<net>.mp4`` in --out_dir is used.
-
-Frames: N input frames give factor * (N - 1) + 1 output frames (every gap gets factor - 1 new frames, originals at
-the positions that are multiples of factor; see video/interpolation.py for the windows and the boundary frames).
-Scene cuts and duplicate frames (video/scenes.py, on by default): a gap at a cut gets copies of the nearest
-original instead of a blend of two shots, no four-frame window reaches across a cut, and a pair of duplicate frames
-is copied without running the network (--scene_threshold, --static_threshold; 'off' disables either). The end
-summary (cuts, skipped pairs, time) goes to stderr and, with --report, to a JSON file (see docs/video.md).
-Timing: by default the duration is kept: every original frame keeps its timestamp (a video's real ones, so a
-variable-frame-rate video keeps its timing) and each new frame is placed at its fraction of the gap between its
-neighbours (halfway at 2x); the nominal rate is the input rate x factor. --keep_duration false (slow motion),
---out_fps or --input_fps instead write the frames at one constant rate. Inputs without a rate (folders, YUV
-names without ``<n>fps``) need --input_fps, else the output gets the original script's 30 fps. Audio (the first
-stream) is copied when the duration is kept. A video's display rotation (portrait phone clips) is carried into a
-video output and applied to the frames of a PNG-folder output.
-
-Every check on the input, the output path and the device runs before anything is written; the output appears
-under its name only once complete (see video/output.py: --overwrite replaces only a file or an earlier output of
-this program, never the input or a folder holding anything else). Expected failures end in one line on stderr
-naming the file or flag, with exit status 2 (start-up) or 1 (during the run); --debug shows the traceback.
+Input: a video PyAV decodes, a raw ``.yuv`` file or a folder of numbered frames; output: a video (container from
+the suffix) or, for a path without a suffix, a folder of PNG frames (without --output: the teacher script's name
+``<seq>_<W>x<H>_<fps>fps_<net>.mp4`` in --out_dir). N input frames give factor * (N - 1) + 1 output frames, the
+originals untouched; scene cuts and duplicate pairs are copied instead of interpolated (video/scenes.py); the
+input's timestamps, audio and display rotation are kept when the duration is. Every check runs before anything is
+written and the output appears only once complete (video/output.py); expected failures end in one line on stderr
+with exit status 2 (start-up) or 1 (during the run), --debug shows the traceback. Details: docs/video.md.
 """
 from __future__ import annotations
 
 import argparse
 import errno
-import json
 import logging
-import os
 import sys
 import time
 from fractions import Fraction
@@ -66,6 +48,7 @@ from video.interpolation import (
 from video.output import check_output
 from video.readers import FrameSource, open_source
 from video.scenes import DEFAULT_SCENE_THRESHOLD, DEFAULT_STATIC_THRESHOLD, GapCounts, plan_gaps
+from video.summary import check_report_path, run_summary, summary_line, write_report
 from video.tiling import check_tiling, tiled_interpolator
 from video.writers import DEFAULT_CODEC, PNGFolderWriter, VideoWriter, check_encoder_options
 from video.yuv import BIT_DEPTHS, CHROMA_FORMATS, MATRICES
@@ -77,26 +60,6 @@ FALLBACK_FRAME_RATE = Fraction(30)
 logger = logging.getLogger("interpolate")
 
 
-def parse_bool(text: str) -> bool:
-    if text.lower() in ("true", "yes", "1"):
-        return True
-    if text.lower() in ("false", "no", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-def threshold_or_off(text: str) -> Optional[float]:
-    if text.lower() == "off":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'off', got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0 or 'off', got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Frame-rate up-conversion of a video", formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -106,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="video file, raw .yuv file or folder of numbered PNG/JPEG frames "
                              "(--yuv_path is the teacher script's name)")
     parser.add_argument("--size", type=str, default=None,
-                        help="WxH of a .yuv input; default from the file name, else 1920x1080 (the original's)")
+                        help="WxH of a .yuv input; default from the file name, else 1920x1080")
     parser.add_argument("--tile", "--patch_size", dest="tile", type=cli.positive_int, default=None,
                         help="interpolate in tiles of this size (bounds memory); default whole frames")
     parser.add_argument("--overlap", type=int, default=None,
@@ -117,8 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out_dir", type=str, default=".",
                         help="folder for the output when --output is not given")
 
-    cli.add_model_arguments(parser, finetune_pwc=False,
-                        finetune_pwc_help="accepted for compatibility with the original; no effect here")
+    cli.add_model_arguments(parser, finetune_pwc=False, finetune_pwc_help="no effect here")
 
     new_options = parser.add_argument_group("options added by this reimplementation")
     cli.add_device_arguments(parser, new_options)
@@ -127,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     new_options.add_argument("--output", type=str, default=None,
                              help="output video (container from the suffix) or, without a suffix, PNG folder")
     new_options.add_argument("--factor", type=int, default=2, choices=FACTORS, help="frame-rate multiplier")
-    new_options.add_argument("--keep_duration", type=parse_bool, default=True,
+    new_options.add_argument("--keep_duration", type=cli.parse_bool, default=True,
                              help="true: output rate = input rate x factor; false: input rate (slow motion, "
                                   "no audio)")
     new_options.add_argument("--boundary", choices=BOUNDARY_MODES, default="pad",
@@ -148,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                              help="use only the first N input frames (previews, timing; no audio)")
     new_options.add_argument("--codec", type=str, default=DEFAULT_CODEC, help="FFmpeg video encoder")
     new_options.add_argument("--crf", type=int, default=0,
-                             help="constant rate factor for x264/x265/VP9/AV1 (0: lossless YUV, the original's)")
-    new_options.add_argument("--preset", type=str, default="veryslow", help="x264/x265 preset (the original's)")
+                             help="constant rate factor for x264/x265/VP9/AV1 (0: lossless YUV)")
+    new_options.add_argument("--preset", type=str, default="veryslow", help="x264/x265 preset")
     new_options.add_argument("--out_pix_fmt", type=str, default="yuv420p",
                              help="encoder pixel format (odd sizes switch 4:2:0 to yuv444p)")
     new_options.add_argument("--lossless", action="store_true",
@@ -162,10 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
                              help="on a decoding error part-way through a video, use the frames before it instead "
                                   "of stopping")
     new_options.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    new_options.add_argument("--scene_threshold", type=threshold_or_off, default=DEFAULT_SCENE_THRESHOLD,
+    new_options.add_argument("--scene_threshold", type=cli.threshold_or_off, default=DEFAULT_SCENE_THRESHOLD,
                              help="scene-cut score above which a gap is a cut: its frames are copies of the "
                                   "nearest original and no window crosses it (see docs/video.md); 'off' disables")
-    new_options.add_argument("--static_threshold", type=threshold_or_off, default=DEFAULT_STATIC_THRESHOLD,
+    new_options.add_argument("--static_threshold", type=cli.threshold_or_off, default=DEFAULT_STATIC_THRESHOLD,
                              help="pairs whose 16x16 blocks differ by at most this many 8-bit levels are "
                                   "duplicates: copied, the network skipped; 'off' disables")
     new_options.add_argument("--report", type=str, default=None,
@@ -222,22 +184,6 @@ def counting(interpolate: Interpolator, counter: list[int]) -> Interpolator:
         return interpolate(*frames)
 
     return run
-
-
-def check_report_path(report: Path, output: Path, input_path: Path, overwrite: bool) -> None:
-    if report.resolve() in (output.resolve(), input_path.resolve()):
-        raise ValueError(f"--report {report} is the {'output' if report.resolve() == output.resolve() else 'input'}")
-    if report.exists() and not overwrite:
-        raise FileExistsError(f"{report} exists; pass --overwrite to replace it")
-    if report.is_dir() or not report.parent.is_dir():
-        raise ValueError(f"--report {report}: not a file in an existing folder")
-
-
-def write_report(report: Path, summary: dict[str, object]) -> None:
-    """The summary as JSON, written beside the target and renamed into place (never half-written)."""
-    partial = report.with_name(f".{report.name}.partial")
-    partial.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(partial, report)
 
 
 def recorded(timed_frames: Iterable[tuple[np.ndarray, Optional[Fraction]]], times: list[Optional[Fraction]]
@@ -390,24 +336,13 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
         raise RunFailure(error_message(error, output)) from error
     elapsed = time.perf_counter() - started
 
-    summary = {
-        "input": str(info.path), "output": str(output), "frames_in": len(input_times),
-        "frames_out": writer.frames_written, "fps_out": float(rate), "factor": args.factor,
-        "scene_cuts": [{"after_frame": index, "seconds": cut_time(input_times, index)} for index in gaps.cuts],
-        "static_pairs_skipped": gaps.static_pairs, "frames_synthesised": synthesised[0], "seconds": elapsed,
-        "frames_per_second": writer.frames_written / elapsed if elapsed > 0 else float("inf"),
-    }
+    summary = run_summary(info.path, output, input_times, writer.frames_written, rate, args.factor, gaps,
+                          synthesised[0], elapsed)
     logger.info(
         "%d frames in, %d frames out at %s fps in %.1f s (%.2f output frames/s); wrote %s",
         summary["frames_in"], summary["frames_out"], format_rate(rate), elapsed, summary["frames_per_second"], output,
     )
-    print(
-        f"summary: {summary['frames_in']} frames in, {summary['frames_out']} out; {len(gaps.cuts)} scene cut(s)"
-        f"{' after frame(s) ' + ', '.join(map(str, gaps.cuts)) if gaps.cuts else ''}, {gaps.static_pairs} static "
-        f"pair(s) copied, {synthesised[0]} frame(s) synthesised; {elapsed:.1f} s, "
-        f"{summary['frames_per_second']:.2f} output frames/s",
-        file=sys.stderr,
-    )
+    print(summary_line(summary), file=sys.stderr)
     if args.report is not None:
         try:
             write_report(Path(args.report), summary)
@@ -415,12 +350,6 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
             raise RunFailure(f"the output was written, but not the report: {error_message(error)}") from error
         logger.info("wrote the summary to %s", args.report)
     return summary
-
-
-def cut_time(input_times: list[Optional[Fraction]], index: int) -> Optional[float]:
-    """Time in seconds of the first frame after the cut that follows frame ``index`` (None if unknown)."""
-    seconds = input_times[index + 1]
-    return None if seconds is None else float(seconds)
 
 
 if __name__ == "__main__":

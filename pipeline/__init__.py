@@ -1,4 +1,8 @@
-"""What the scripts share, kept out of them so it can be reused and tested (nothing imports a script): the command
-line (``cli``), the start of a training run (``run``), its loop (``training``), checkpoints and resume
-(``checkpoints``), validation, the compression report (``sparsity``), torchrun support (``distributed``), and the
-evaluation loop with its side-by-side images (``evaluation``, ``comparison``)."""
+"""What the scripts share, kept out of them so it can be reused and tested (nothing imports a script).
+
+Command line: ``cli`` (flags, ``load_model``, logging), ``failures`` (one-line errors), ``output_folder`` (results
+folders that are never overwritten by surprise). Training: ``run`` (the start of a run), ``training`` (the entry and
+the loop), ``checkpoints`` (with resume), ``validation``, ``sparsity`` (the compression report), ``teacher``
+(phase 2's frozen teacher), ``distributed`` (torchrun). Evaluation: ``evaluation`` (the loop and metrics),
+``results_file`` (the original's results.txt), ``comparison`` (side-by-side images).
+"""

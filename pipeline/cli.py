@@ -68,6 +68,28 @@ def checked_by(check: Callable[[str], object]) -> Callable[[str], str]:
     return checked
 
 
+def parse_bool(text: str) -> bool:
+    """argparse type: true/yes/1 or false/no/0."""
+    if text.lower() in ("true", "yes", "1"):
+        return True
+    if text.lower() in ("false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def threshold_or_off(text: str) -> Optional[float]:
+    """argparse type: a number of at least 0, or 'off' (None)."""
+    if text.lower() == "off":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'off', got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 or 'off', got {text!r}")
+    return value
+
+
 def add_device_arguments(
     parser: argparse.ArgumentParser,
     device_group: Optional[argparse._ArgumentGroup] = None,

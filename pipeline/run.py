@@ -63,8 +63,7 @@ def add_training_arguments(
 
     directories = parser.add_argument_group("directories")
     directories.add_argument("--data_dir", type=str, required=True,
-                             help="folder holding vimeo_septuplet/ and bvidvc/ (the original defaulted to a "
-                                  "Windows path, D:/stmfnet_data)")
+                             help="folder holding vimeo_septuplet/ and bvidvc/")
     directories.add_argument("--out_dir", type=str, default=out_dir,
                              help="log.txt, config.txt, reports and checkpoint/ are written here")
     directories.add_argument("--load", type=str, default=None, help=load_help)
@@ -82,8 +81,8 @@ def add_training_arguments(
     optimization.add_argument("--lr_decay", type=int, default=20, help="step decay: multiply the rate by --gamma "
                               "every N epochs")
     optimization.add_argument("--decay_type", type=checked_by(parse_decay_type), default="step",
-                              help="step, step_A_B_... (decay at epochs A, B, ...; like the original, any "
-                                   "name containing 'step', e.g. multistep_5_10) or plateau (on validation PSNR)")
+                              help="step, step_A_B_... (decay at epochs A, B, ...; any name containing 'step', "
+                                   "e.g. multistep_5_10) or plateau (on validation PSNR)")
     optimization.add_argument("--gamma", type=float, default=0.5, help="learning rate decay factor")
     optimization.add_argument("--patience", type=int, default=None,
                               help="plateau: epochs without PSNR improvement before the rate is reduced")
@@ -92,25 +91,25 @@ def add_training_arguments(
     optimization.add_argument("--weight_decay", type=float, default=0, help="weight decay (ignored by OBProxSG)")
 
     add_model_arguments(parser, finetune_pwc=True,
-                        finetune_pwc_help="train the teacher's PWC-Net; as in the original this store_true flag "
-                                          "defaults to True, so it is always on")
+                        finetune_pwc_help="train the teacher's PWC-Net (a store_true flag that defaults to True, so "
+                                          "it is always on)")
 
     new = parser.add_argument_group("options added by this reimplementation")
     add_device_arguments(parser, new, gpu_help="CUDA device index used when the device is a GPU (under torchrun "
                                                "every process takes the GPU numbered by its LOCAL_RANK instead)")
     new.add_argument("--pwc_weights", type=str, default=None,
-                     help="pytorch-pwc '.pytorch' file to start the teacher's PWC-Net from (the original downloaded "
-                          "it; default: random initialisation, replaced anyway by --load or --teacher_dir)")
+                     help="pytorch-pwc '.pytorch' file to start the teacher's PWC-Net from (default: random "
+                          "initialisation, replaced anyway by --load or --teacher_dir)")
     new.add_argument("--seed", type=int, default=None,
                      help="seed of weights initialisation, data order and augmentation (default: a random seed, "
                           "logged and saved so the run can be resumed or repeated)")
-    new.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes (the original used 0)")
+    new.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes")
     new.add_argument("--train_sets", nargs="+", choices=TRAINING_SETS, default=list(train_sets),
-                     help="training sets under --data_dir, concatenated in this order (the original needed both "
-                          f"and used {' '.join(train_sets)}); a missing set is an error unless left out here")
+                     help="training sets under --data_dir, concatenated in this order; a missing set is an error "
+                          "unless left out here")
     new.add_argument("--samples_per_epoch", type=int, default=None,
                      help="draw this many random items per epoch (a set chosen in proportion to its size, then an "
-                          "item) instead of one pass over all items (the original's behaviour, the default)")
+                          "item) instead of one pass over all items (the default)")
     new.add_argument("--max_steps", type=int, default=None,
                      help="stop after this many optimizer steps in total, counting steps done before a --resume; "
                           "the run ends with validation and checkpoints as at an epoch end")

@@ -9,6 +9,7 @@ For the comparison with one process, batch normalisation is held in eval mode (r
 output does not depend on the rest of its batch); then 2 processes x batch 1 must train like 1 process x batch 2:
 same items per step, DDP's gradient average, the Laplacian loss's batch sum restored by its doubled weight.
 """
+import copy
 import multiprocessing
 import os
 import shutil
@@ -30,7 +31,7 @@ from losses import DistillationLoss, Loss
 from models import get_model_class
 from pipeline import distributed
 from pipeline.checkpoints import last_checkpoint_path
-from data import EpochSampler, build_training_loader
+from pipeline.teacher import FrozenTeacher
 from pipeline.training import TrainingLoop
 from tiny_dataset import PATCH, write_tiny_dataset
 
@@ -91,9 +92,17 @@ def _run_rank(
         record["local_scores"].append(scores)
         return scores
 
+    def recording_teacher(teacher, *frames):
+        target = call_teacher(teacher, *frames)
+        record["teacher_calls"].append(([frame.clone() for frame in frames], target.clone()))
+        record["teacher_buffers"] = {name: value.clone() for name, value in teacher.model.named_buffers()}
+        return target
+
     run, score = TrainingLoop.run, pipeline.validation.score_interpolator
+    call_teacher, record["teacher_calls"] = FrozenTeacher.__call__, []
     TrainingLoop.run = recording_run
     pipeline.validation.score_interpolator = recording_score
+    FrozenTeacher.__call__ = recording_teacher
     record["exit_code"] = SCRIPTS[script].main(argv)
     torch.save(record, results_dir / f"rank{rank}.pth")
 
@@ -293,7 +302,8 @@ def test_resume_with_other_items_per_step_is_a_clear_error(two_ranks, data_dir, 
 @pytest.mark.slow
 def test_distillation_on_two_ranks(data_dir, tmp_path):
     """Two distillation steps with the default GAN distillation term: the student (DDP) and the discriminator
-    (gradient hook) stay identical on both ranks; every rank has the frozen teacher."""
+    (gradient hook) stay identical on both ranks; every rank has the frozen teacher, which in the default training
+    mode normalises with the statistics of that rank's own batch and keeps its stored statistics."""
     torch.manual_seed(0)
     teacher_path = tmp_path / "stmfnet.pth"
     torch.save({"epoch": 70, "state_dict": get_model_class("STMFNet")().state_dict()}, teacher_path)
@@ -316,36 +326,23 @@ def test_distillation_on_two_ranks(data_dir, tmp_path):
     assert last["progress"]["step"] == 2 and last["progress"]["world_size"] == 2
     assert set(last["loss"]) == set(DistillationLoss("1*Lap", "1*GAN", 0.1).state_dict())
 
-
-class IndexItems(torch.utils.data.Dataset):
-    """Item i is the number i."""
-
-    def __len__(self) -> int:
-        return 7
-
-    def __getitem__(self, index: int) -> int:
-        return index
-
-
-def test_two_ranks_take_the_items_of_one_process_with_twice_the_batch():
-    single, _ = build_training_loader(IndexItems(), batch_size=4, seed=4)
-    shares = [build_training_loader(IndexItems(), 2, 4, num_replicas=2, rank=rank) for rank in range(2)]
-    assert len(single) == len(shares[0][0]) == len(shares[1][0]) == 2
-    steps = list(zip(single, *(loader for loader, _ in shares)))
-    order = torch.cat([batch for batch, _, _ in steps]).tolist()
-    assert sorted(order) == list(range(7))
-    for step, (batch, *rank_batches) in enumerate(steps):
-        taken = sorted(torch.cat(rank_batches).tolist())
-        # 7 items: the ranks' last step is padded with the epoch's first item, so that both take 2 steps.
-        assert taken == sorted(batch.tolist() + ([] if step == 0 else order[:1]))
-    loader, sampler = shares[1]
-    sampler.set_epoch(0, start=2)  # a resumed epoch: this rank's second batch only
-    assert [batch.tolist() for batch in loader] == [steps[1][2].tolist()]
-    with pytest.raises(ValueError, match="position 5 of 4"):
-        sampler.set_epoch(1, start=5)
-    with pytest.raises(ValueError, match="rank 2 is not one of 2 replicas"):
-        EpochSampler(7, seed=4, num_replicas=2, rank=2)
-    assert [len(EpochSampler(3, seed=0, num_replicas=4, rank=rank)) for rank in range(4)] == [1, 1, 1, 1]
+    saved = _load(teacher_path)["state_dict"]
+    teacher = get_model_class("STMFNet")()
+    teacher.load_state_dict(saved)
+    for record in (rank0, rank1):
+        assert len(record["teacher_calls"]) == 2
+        assert all(torch.equal(value, saved[name]) for name, value in record["teacher_buffers"].items())
+        frames, target = record["teacher_calls"][0]
+        assert frames[0].shape[0] == 1  # the rank's own batch of --batch_size 1
+        with torch.no_grad():
+            expected = copy.deepcopy(teacher).train()(*frames)["frame1"]
+        # the worker ran on one thread, this process may use several: equal up to the order of float sums
+        assert (target - expected).abs().max() < 1e-5
+    # Not the statistics of the step's two items together (what SyncBatchNorm or one process with batch 2 would use).
+    both = [torch.cat(pair) for pair in zip(rank0["teacher_calls"][0][0], rank1["teacher_calls"][0][0])]
+    with torch.no_grad():
+        together = copy.deepcopy(teacher).train()(*both)["frame1"]
+    assert (together[:1] - rank0["teacher_calls"][0][1]).abs().max() > 1e-3
 
 
 def test_torchrun_environment():

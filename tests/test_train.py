@@ -28,7 +28,6 @@ from pipeline.checkpoints import (
     save_last_checkpoint,
 )
 from pipeline.sparsity import append_density, overall_density
-from data import EpochSampler, SeededItems, build_training_set
 from tiny_dataset import PATCH, write_tiny_dataset
 from models.checkpoint import load_checkpoint
 
@@ -292,31 +291,6 @@ def test_missing_training_set_is_a_clear_error(tmp_path, capsys):
     assert "leaving it out of --train_sets" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
-def test_epoch_order_and_items_depend_only_on_seed_epoch_and_index():
-    sampler = EpochSampler(10, seed=5)
-    first, second = sampler.order(0), sampler.order(1)
-    assert sorted(first) == list(range(10)) and first != second
-    assert EpochSampler(10, seed=5).order(0) == first
-    sampler.set_epoch(1, start=4)
-    assert list(sampler) == [(1, index) for index in second[4:]] and len(sampler) == 6
-
-    class RandomItems(torch.utils.data.Dataset):
-        def __len__(self):
-            return 10
-
-        def __getitem__(self, index):
-            return torch.rand(3)
-
-    items = SeededItems(RandomItems(), seed=5)
-    torch.manual_seed(0)
-    state = torch.get_rng_state()
-    item = items[(2, 7)]
-    assert torch.equal(torch.get_rng_state(), state)  # the global generator is untouched
-    torch.manual_seed(123)
-    assert torch.equal(items[(2, 7)], item)
-    assert not torch.equal(items[(3, 7)], item) and not torch.equal(items[(2, 6)], item)
-
-
 def test_original_defaults():
     args = train.build_parser().parse_args(["--data_dir", "x"])
     assert (args.net, args.loss, args.out_dir, args.load) == ("STMFNet", "1*Lap", "./train_results", None)
@@ -325,15 +299,6 @@ def test_original_defaults():
     assert (args.optimizer, args.weight_decay, args.featc) == ("ADAMax", 0, [32, 64, 96, 128])
     assert args.finetune_pwc is True  # store_true with default True: always on, as in the original
     assert args.train_sets == ["vimeo", "bvidvc"] and args.max_steps is None and not args.resume
-
-
-def test_samples_per_epoch_draws_seeded_random_items(data_dir):
-    dataset = build_training_set(data_dir, PATCH, ["vimeo", "bvidvc"], samples_per_epoch=5)
-    assert len(dataset) == 5
-    items = SeededItems(dataset, seed=1)
-    first = items[(0, 4)]
-    assert len(first) == 5 and all(frame.shape == (3, PATCH, PATCH) for frame in first)
-    assert all(torch.equal(a, b) for a, b in zip(items[(0, 4)], first))
 
 
 def test_random_states_round_trip_through_a_checkpoint(tmp_path):
