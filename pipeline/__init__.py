@@ -4,5 +4,6 @@ Command line: ``cli`` (flags, ``load_model``, logging), ``failures`` (one-line e
 folders that are never overwritten by surprise). Training: ``run`` (the start of a run), ``training`` (the entry and
 the loop), ``checkpoints`` (with resume), ``validation``, ``sparsity`` (the compression report), ``teacher``
 (phase 2's frozen teacher), ``distributed`` (torchrun). Evaluation: ``evaluation`` (the loop and metrics),
-``results_file`` (the original's results.txt), ``comparison`` (side-by-side images).
+``results_file`` (the original's results.txt), ``comparison`` (side-by-side images). Benchmarks: ``forward_cost``
+(FLOPs and profile of one forward).
 """

@@ -1,4 +1,4 @@
-"""benchmark.py: a smoke run (the student at the smallest size, one repeat, with the profile breakdown) and the
+"""benchmark.py and pipeline/forward_cost.py: a smoke run (the student at the smallest size, one repeat, with the profile breakdown) and the
 FLOP formulas of the custom ops, and the profile's 3D-convolution category."""
 import json
 import math
@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import benchmark
+from pipeline import forward_cost
 import models.resnet3d
 from cupy_module.adacof import adacof
 from cupy_module.correlation import correlation
@@ -44,7 +45,7 @@ def test_custom_ops_counted_by_formula():
     weight, offset_i, offset_j = (torch.rand(1, taps, 8, 10) for _ in range(3))
     image, flow = torch.rand(2, 3, 8, 10), torch.rand(2, 2, 8, 10)
     first, second = torch.rand(1, 16, 8, 10), torch.rand(1, 16, 8, 10)
-    with benchmark.count_flops() as flops:
+    with forward_cost.count_flops() as flops:
         adacof(frame, weight, offset_i, offset_j, 1)
         softsplat(image, flow, None, "summation")
         correlation(first, second)
@@ -69,7 +70,7 @@ def test_profile_counts_onednn_conv3d_once():
                 for _ in range(3):
                     layer(volume)
 
-        profile = benchmark.profile_breakdown(forward, torch.device("cpu"))
+        profile = forward_cost.profile_breakdown(forward, torch.device("cpu"))
         categories = profile["categories_ms"]
         assert categories["conv3d"] > 0 and categories["conv2d"] == 0
         assert categories["conv3d"] <= profile["forward_ms"]
