@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 
 import models
+from data.video import read_video_frames
+from deploy.route_benchmark import ROUTES, matmul_peak_gmacs, measure_routes
 from pipeline.forward_cost import count_flops, profile_breakdown, synchronize
 
 log = logging.getLogger("benchmark")
@@ -102,6 +104,60 @@ def measure_case(model_name: str, height: int, width: int, dtype: str, device: t
     return result
 
 
+SAMPLE_CLIP = Path(__file__).resolve().parent / "assets" / "bbb_448x256.mp4"
+
+
+def clip_frames(height: int, width: int) -> list:
+    """Four consecutive frames of the shipped clip, resized to height x width: real content for the routes."""
+    frames = read_video_frames(SAMPLE_CLIP, max_frames=24)[20:24]
+    tensors = [torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255 for frame in frames]
+    if tensors[0].shape[-2:] != (height, width):
+        tensors = [torch.nn.functional.interpolate(t, size=(height, width), mode="bilinear", antialias=True,
+                                                   align_corners=False).clamp(0, 1) for t in tensors]
+    return tensors
+
+
+def measure_route_case(model_name: str, height: int, width: int, routes: list, repeats: int) -> dict:
+    """Every CPU route of one (model, size) side by side in this process, with the machine's matmul peaks."""
+    torch.manual_seed(0)
+    model = models.get_model_class(model_name)().eval()
+    frames = clip_frames(height, width)
+    with count_flops() as flops, torch.inference_mode():
+        model(*frames)
+    peaks = {"float32": matmul_peak_gmacs(torch.float32), "bfloat16": matmul_peak_gmacs(torch.bfloat16)}
+    result = measure_routes(model, frames, routes, repeats)
+    macs = flops["total"] / 2
+    for route in result["routes"].values():
+        route["gmacs_per_s"] = macs / route["forward_s"] / 1e9
+        route["fraction_of_fp32_peak"] = route["gmacs_per_s"] / peaks["float32"]
+    return {"model": model_name, "size": f"{height}x{width}", "threads": torch.get_num_threads(), "macs": macs,
+            "peak_gmacs_per_s": peaks, **result}
+
+
+def format_routes(report: list) -> str:
+    lines = []
+    for case in report:
+        if "routes" not in case:
+            lines.append(f"{case['model']} {case['size']}: {case['note']}")
+            continue
+        peak = case["peak_gmacs_per_s"]
+        lines += ["", f"{case['model']} {case['size']}: {case['macs'] / 1e9:.1f} GMACs per frame; matmul peak "
+                      f"{peak['float32']:.0f} GMAC/s float32, {peak['bfloat16']:.0f} GMAC/s bfloat16 "
+                      f"({case['threads']} threads)"]
+        header = (f"{'route':<14} {'forward s':>9} {'vs eager':>8} {'GMAC/s':>7} {'of fp32 peak':>12} "
+                  f"{'first call s':>12} {'max |diff|':>10} {'PSNR vs fp32':>12}")
+        lines += [header, "-" * len(header)]
+        eager = case["routes"].get("eager", {}).get("forward_s")
+        for name, route in case["routes"].items():
+            speed = f"{eager / route['forward_s']:.2f}x" if eager else "-"
+            lines.append(f"{name:<14} {route['forward_s']:>9.3f} {speed:>8} {route['gmacs_per_s']:>7.1f} "
+                         f"{100 * route['fraction_of_fp32_peak']:>11.1f}% {route['first_call_s']:>12.1f} "
+                         f"{route['max_abs_diff']:>10.2e} {route['psnr_vs_fp32_db']:>9.2f} dB")
+        if "onnx_export_s" in case:
+            lines.append(f"(ONNX export took {case['onnx_export_s']:.0f} s)")
+    return "\n".join(lines)
+
+
 def run_case_in_subprocess(args: argparse.Namespace, model_name: str, size: str, dtype: str) -> dict:
     """measure_case in a fresh interpreter (honest peak memory); a failure becomes a note."""
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", "--models", model_name, "--sizes", size,
@@ -110,7 +166,11 @@ def run_case_in_subprocess(args: argparse.Namespace, model_name: str, size: str,
         command += ["--threads", str(args.threads)]
     if args.profile:
         command.append("--profile")
+    if args.routes is not None:
+        command += ["--routes", *args.routes]
     timeout = 120 + 4 * args.max_seconds * (args.repeats + 2)
+    if args.routes is not None:  # every route's forwards, plus compilation and export
+        timeout = timeout * (len(args.routes) + 1) + 1800
     case = {"model": model_name, "size": size, "dtype": dtype}
     try:
         completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
@@ -229,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="skip a size whose forward is estimated (from the previous size) to take longer")
     parser.add_argument("--profile", action="store_true",
                         help="break one forward down into custom ops, 2D convs, 3D convs and the rest")
+    parser.add_argument("--routes", nargs="*", choices=ROUTES, default=None,
+                        help="compare CPU inference routes side by side in one process per (model, size) instead: "
+                             "eager, compiled, bf16, bf16_compiled, onnxruntime (all when none are named)")
     parser.add_argument("--json", type=Path, default=None, help="also write the full report as JSON here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return parser
@@ -244,14 +307,33 @@ def main(argv=None) -> dict:
     for size in args.sizes:
         parse_height_width(size)
     dtypes = args.dtypes or (list(DTYPES) if device.type == "cuda" else ["float32"])
+    if args.routes is not None:
+        args.routes = args.routes or list(ROUTES)
     if args.worker:  # one case, result as one JSON line for run_case_in_subprocess
         height, width = parse_height_width(args.sizes[0])
+        if args.routes is not None:
+            result = measure_route_case(args.models[0], height, width, args.routes, args.repeats)
+            print(json.dumps(result))
+            return result
         result = measure_case(args.models[0], height, width, dtypes[0], device, args.repeats, args.profile)
         print(json.dumps(result))
         return result
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
     sizes = sorted(args.sizes, key=lambda size: math.prod(parse_height_width(size)))
+    if args.routes is not None:
+        if device.type != "cpu":
+            raise SystemExit("--routes compares CPU routes; run it with --device cpu")
+        cases = []
+        for model_name in args.models:
+            for size in sizes:
+                log.info("measuring the routes of %s at %s ...", model_name, size)
+                cases.append(run_case_in_subprocess(args, model_name, size, "float32"))
+        log.info("%s", format_routes(cases))
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(cases, indent=2))
+        return {"routes": cases}
     results = []
     for model_name in args.models:
         for dtype in dtypes:

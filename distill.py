@@ -22,10 +22,12 @@ import torch
 from torch import Tensor, nn
 
 from common.files import file_sha256
-from losses import DISTILLATION_LOSS_NAMES, DiscriminatorConfig, DistillationLoss
+from losses import DISTILLATION_LOSS_NAMES, DiscriminatorConfig, DistillationLoss, parse_loss_spec
 from models import MODELS, get_model_class
 from models.checkpoint import load_checkpoint
 from optim import OPTIMIZERS
+from pipeline.cli import checked_by, non_negative_float
+from pipeline.failures import ScriptError
 from pipeline.run import add_training_arguments, start_run
 from pipeline.teacher import TEACHER_MODES, FrozenTeacher
 from pipeline.training import build_training_data, train
@@ -36,8 +38,14 @@ logger = logging.getLogger("distill")
 DISTILL_OPTIMIZERS = tuple(name for name in OPTIMIZERS if name != "OBProxSG")
 
 
+def distillation_loss_spec(spec: str) -> list[tuple[float, str]]:
+    """A loss spec of distill.py: any term of train.py and the distillation-only ones."""
+    return parse_loss_spec(spec, DISTILLATION_LOSS_NAMES)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Distil ST-MFNet Mini (student) from ST-MFNet (teacher)")
+    parser = argparse.ArgumentParser(prog="distill.py",
+                                     description="Distil ST-MFNet Mini (student) from ST-MFNet (teacher)")
     distillation = parser.add_argument_group("distillation")
     distillation.add_argument("--student", type=str, default="student_STMFNet", choices=list(MODELS),
                               help="network to train")
@@ -45,12 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
                               help="frozen network whose frames the student learns from")
     distillation.add_argument("--teacher_dir", type=str, default="./models/stmfnet.pth",
                               help="the teacher's checkpoint ({'epoch', 'state_dict'} or a bare state dict)")
-    distillation.add_argument("--distill_loss_fn", type=str, default="1*GAN",
+    distillation.add_argument("--distill_loss_fn", type=checked_by(distillation_loss_spec), default="1*GAN",
                               help="loss spec between the student's and the teacher's frames: WEIGHT*NAME terms "
                                    "joined by '+', names " + ", ".join(DISTILLATION_LOSS_NAMES))
-    distillation.add_argument("--student_loss_fn", type=str, default="1*Lap",
+    distillation.add_argument("--student_loss_fn", type=checked_by(distillation_loss_spec), default="1*Lap",
                               help="loss spec between the student's frame and the ground truth (same names)")
-    distillation.add_argument("--alpha", type=float, default=0.1,
+    distillation.add_argument("--alpha", type=non_negative_float, default=0.1,
                               help="weight of the student loss; the distillation loss has weight 1")
     distillation.add_argument("--teacher_mode", choices=TEACHER_MODES, default="train",
                               help="train: the teacher's BatchNorm layers normalise with the statistics of each "
@@ -67,9 +75,12 @@ def load_teacher(args: argparse.Namespace, device: torch.device) -> FrozenTeache
     """The teacher from --teacher_dir, frozen, in --teacher_mode."""
     path = Path(args.teacher_dir)
     if not path.is_file():
-        raise FileNotFoundError(f"--teacher_dir {path} not found: give the trained {args.teacher} checkpoint")
+        raise ScriptError(f"--teacher_dir {path} not found: give the trained {args.teacher} checkpoint")
     teacher = get_model_class(args.teacher)(args)
-    load_checkpoint(teacher, path)
+    try:
+        load_checkpoint(teacher, path)
+    except ValueError as error:  # damaged, not a checkpoint, another network's, non-finite weights
+        raise ScriptError(f"--teacher_dir: {error}") from error
     logger.info("Teacher %s from %s (sha256 %s), %s mode", args.teacher, path, file_sha256(path), args.teacher_mode)
     return FrozenTeacher(teacher.to(device), args.teacher_mode)
 

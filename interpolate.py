@@ -32,6 +32,7 @@ import torch
 from tqdm import tqdm
 
 import models
+from deploy.backends import add_backend_arguments, check_backend_arguments, onnx_interpolator, pytorch_interpolator
 from pipeline import cli
 from pipeline.evaluation import BASELINES, baseline_predictor
 from video.interpolation import (
@@ -39,7 +40,6 @@ from video.interpolation import (
     FACTORS,
     Interpolator,
     frame_to_tensor,
-    model_interpolator,
     output_frame_count,
     output_time,
     raise_planned_frame_rate,
@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     new_options.add_argument("--baseline", choices=BASELINES, default=None,
                              help="no network: 'average' of the two centre frames or 'repeat' of the earlier one")
     new_options.add_argument("--fp16", action="store_true", help="half-precision autocast (CUDA only)")
+    add_backend_arguments(new_options)
     new_options.add_argument("--pix_fmt", choices=CHROMA_FORMATS, default=None,
                              help="chroma format of a .yuv input; default 444 if the name has '444', else 420")
     new_options.add_argument("--bit_depth", type=int, choices=BIT_DEPTHS, default=None,
@@ -165,13 +166,16 @@ def build_interpolator(args: argparse.Namespace, device: torch.device) -> Interp
     """The baseline or the network with its weights, wrapped for tiles when --tile is given."""
     if args.baseline is not None:
         interpolate = baseline_predictor(args.baseline)
+    elif args.backend == "onnxruntime":
+        interpolate = onnx_interpolator(args, device)
+        logger.info("running %s with ONNX Runtime", args.onnx)
     else:
         loaded = cli.load_model(args, device, DEFAULT_CHECKPOINT)
         if loaded.checkpoint is None:
             logger.warning("%s has RANDOM weights (--allow_random): the frames are meaningless", args.net)
         else:
             logger.info("loaded %s weights from %s", args.net, loaded.checkpoint)
-        interpolate = model_interpolator(loaded.model, fp16=args.fp16)
+        interpolate = pytorch_interpolator(loaded.model, args.precision, args.compile, args.fp16)
     if args.tile is not None:
         interpolate = tiled_interpolator(interpolate, args.tile, args.overlap, args.batch_size or 1)
     return interpolate
@@ -247,6 +251,7 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
         device = cli.select_device(args.device, args.gpu_id)
         if args.fp16 and device.type != "cuda":
             raise ValueError(f"--fp16 needs a CUDA device, but the device is {device}; drop --fp16 on the CPU")
+        check_backend_arguments(args, device)
         input_rate = Fraction(args.input_fps).limit_denominator(1001) if args.input_fps else None
         source = open_source(args.input, args.size, args.pix_fmt, args.bit_depth, input_rate, args.yuv_matrix,
                              args.allow_truncated)

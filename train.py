@@ -20,9 +20,10 @@ from typing import Optional, Sequence
 
 from torch import Tensor, nn
 
-from losses import DiscriminatorConfig, Loss
+from losses import DiscriminatorConfig, Loss, parse_loss_spec
 from models import MODELS, get_model_class
 from optim import OPTIMIZERS
+from pipeline.cli import checked_by
 from pipeline.run import add_training_arguments, start_run
 from pipeline.training import build_training_data, train
 
@@ -30,9 +31,10 @@ logger = logging.getLogger("train")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Train ST-MFNet or ST-MFNet Mini (phase 1: --optimizer OBProxSG)")
+    parser = argparse.ArgumentParser(prog="train.py",
+                                     description="Train ST-MFNet or ST-MFNet Mini (phase 1: --optimizer OBProxSG)")
     parser.add_argument("--net", type=str, default="STMFNet", choices=list(MODELS), help="network to train")
-    parser.add_argument("--loss", type=str, default="1*Lap",
+    parser.add_argument("--loss", type=checked_by(parse_loss_spec), default="1*Lap",
                         help="loss spec: '+'-separated WEIGHT*NAME terms, e.g. 1*Lap or 1*Lap+0.01*FI_GAN")
     add_training_arguments(
         parser, out_dir="./train_results", optimizers=OPTIMIZERS, train_sets=("vimeo", "bvidvc"),

@@ -47,7 +47,7 @@ def temporary_path(path: PathType) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMPORARY_SUFFIX}")
 
 
-def _atomic_write(path: PathType, write: Callable[[BinaryIO], None]) -> None:
+def atomic_write_with(path: PathType, write: Callable[[BinaryIO], None]) -> None:
     """Write through ``write`` into a temporary file beside ``path``, then rename it to ``path``.
 
     Readers (and a crash) never see a half-written file, and a failed write leaves the previous ``path`` as it was.
@@ -81,17 +81,25 @@ def _atomic_write(path: PathType, write: Callable[[BinaryIO], None]) -> None:
 
 def atomic_save(obj: Any, path: PathType) -> None:
     """``torch.save`` that never leaves a half-written checkpoint (temporary file + rename)."""
-    _atomic_write(path, lambda file: torch.save(obj, file))
+    atomic_write_with(path, lambda file: torch.save(obj, file))
 
 
 def atomic_write_text(path: PathType, text: str) -> None:
     """Write a text file (UTF-8) that never appears half-written (temporary file + rename)."""
-    _atomic_write(path, lambda file: file.write(text.encode("utf-8")))
+    atomic_write_with(path, lambda file: file.write(text.encode("utf-8")))
+
+
+def append_text_atomically(path: PathType, text: str) -> None:
+    """Append ``text`` to a text file by writing the whole new file atomically: a full disk leaves the file as it
+    was, never with half a line."""
+    path = Path(path)
+    earlier = path.read_text(encoding="utf-8") if path.exists() else ""
+    atomic_write_text(path, earlier + text)
 
 
 def atomic_save_image(image: Image.Image, path: PathType, format: str = "PNG") -> None:
     """Save a PIL image that never appears half-written (temporary file + rename)."""
-    _atomic_write(path, lambda file: image.save(file, format=format))
+    atomic_write_with(path, lambda file: image.save(file, format=format))
 
 
 def remove_stale_temporaries(folder: PathType) -> list[Path]:

@@ -31,8 +31,65 @@ def adacof(frame: torch.Tensor, weight: torch.Tensor, offset_i: torch.Tensor, of
 
     ``weight``, ``offset_i`` (vertical) and ``offset_j`` (horizontal) are (B, F*F, H, W), channel k*F+l being tap
     row k, column l. Returns (B, C, H, W).
+
+    Under ``torch.compile`` and ``torch.onnx.export`` the forward is :func:`adacof_traceable` (standard tensor ops);
+    the frame is detached there so that autograd gives the original's gradients for RGB frames.
     """
+    if torch.compiler.is_compiling():
+        return adacof_traceable(frame.detach(), weight, offset_i, offset_j, dilation)
     return FunctionAdaCoF.apply(frame, weight, offset_i, offset_j, dilation)
+
+
+@autocast_forward
+def adacof_traceable(frame: torch.Tensor, weight: torch.Tensor, offset_i: torch.Tensor, offset_j: torch.Tensor,
+                     dilation: int) -> torch.Tensor:
+    """:func:`adacof`'s forward written with gathers and element-wise ops only.
+
+    Compilers fuse it, and it exports to a compact graph of standard ONNX operators (Cast, Clip, Gather, Mul,
+    ReduceSum), so any ONNX runtime can run it. The table indices and corner weights of all taps are computed at
+    once (about five times the memory of ``weight``), then the taps are gathered and summed one by one. Same numbers
+    as the kernel up to float rounding: integer parts by casting to int32 (the kernel's C ``(int)`` cast,
+    truncation toward zero) and the kernel's independently clamped corners (see ``_corner_quads``).
+    """
+    _checked_inputs(frame, weight, offset_i, offset_j, dilation)
+    batch, channels, padded_h, padded_w = frame.shape
+    num_taps, height, width = weight.shape[1:]
+    kernel_size = math.isqrt(num_taps)
+    quads = _corner_quads(frame)
+    row_length = padded_w + 1
+    device, index_dtype = frame.device, torch.int32
+    taps = torch.arange(num_taps, device=device, dtype=index_dtype).view(1, num_taps, 1, 1)
+    # Corner row and column of each tap without its offset, plus one for the table's replicate border.
+    rows = torch.arange(height, device=device, dtype=index_dtype).view(1, 1, height, 1) + (taps // kernel_size) * dilation + 1
+    columns = torch.arange(width, device=device, dtype=index_dtype).view(1, 1, 1, width) + (taps % kernel_size) * dilation + 1
+    first_rows = torch.arange(batch, device=device, dtype=index_dtype).view(batch, 1, 1, 1) * ((padded_h + 1) * row_length)
+    whole_i, whole_j = offset_i.to(index_dtype), offset_j.to(index_dtype)
+    index = first_rows + (whole_i + rows).clamp(0, padded_h) * row_length + (whole_j + columns).clamp(0, padded_w)
+    frac_i, frac_j = offset_i - whole_i.to(offset_i.dtype), offset_j - whole_j.to(offset_j.dtype)
+    lower = weight * frac_i
+    upper = weight - lower
+    upper_right, lower_right = upper * frac_j, lower * frac_j
+    # (B, T, H, W, 4) in the order of the quads: top-left, bottom-left, top-right, bottom-right.
+    coefficients = torch.stack((upper - upper_right, lower - lower_right, upper_right, lower_right), dim=-1)
+    output = frame.new_zeros(batch * height * width, channels)
+    for tap in range(num_taps):
+        corners = quads.index_select(0, index[:, tap].reshape(-1))  # (B*H*W, 4, C)
+        output = output + (corners * coefficients[:, tap].reshape(-1, 4, 1)).sum(dim=1)
+    return output.view(batch, height, width, channels).permute(0, 3, 1, 2)
+
+
+def _corner_quads(frame: torch.Tensor) -> torch.Tensor:
+    """The four bilinear corners of every pixel of the frame replicate-padded by one: (B*(Hp+1)*(Wp+1), 4, C).
+
+    Row (y, x) holds padded[y, x], padded[y+1, x], padded[y, x+1], padded[y+1, x+1] (top-left, bottom-left,
+    top-right, bottom-right). For a corner row r = i + k*d + trunc(alpha), table row clamp(r + 1, 0, Hp) holds exactly
+    the kernel's rows clamp(r, 0, Hp-1) and clamp(r + 1, 0, Hp-1), and likewise for columns.
+    """
+    padded = torch.nn.functional.pad(frame, (1, 1, 1, 1), mode="replicate").permute(0, 2, 3, 1)
+    quads = torch.stack(
+        (padded[:, :-1, :-1], padded[:, 1:, :-1], padded[:, :-1, 1:], padded[:, 1:, 1:]), dim=3
+    )  # (B, Hp+1, Wp+1, 4, C)
+    return quads.reshape(-1, 4, frame.shape[1])
 
 
 class FunctionAdaCoF(torch.autograd.Function):

@@ -17,8 +17,27 @@ NUM_DISPLACEMENTS = _SPAN * _SPAN
 
 
 def correlation(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-    """81-channel cost volume of two feature maps (B, C, H, W) -> (B, 81, H, W)."""
+    """81-channel cost volume of two feature maps (B, C, H, W) -> (B, 81, H, W).
+
+    Under ``torch.compile`` and ``torch.onnx.export`` it is :func:`correlation_traceable` (standard tensor ops).
+    """
+    if torch.compiler.is_compiling():
+        return correlation_traceable(first, second)
     return _Correlation.apply(first, second)
+
+
+@autocast_forward
+def correlation_traceable(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """:func:`correlation` from slices, products and sums only (exports to standard ONNX operators)."""
+    check_float_tensors("correlation", first=first, second=second)
+    channels, height, width = first.shape[1:]
+    padded_second = _padded(second)
+    volume = [
+        (first * padded_second[:, :, MAX_DISPLACEMENT + dy:MAX_DISPLACEMENT + dy + height,
+                               MAX_DISPLACEMENT + dx:MAX_DISPLACEMENT + dx + width]).sum(dim=1)
+        for _, dy, dx in _displacements()
+    ]
+    return torch.stack(volume, dim=1) / channels
 
 
 def FunctionCorrelation(tenFirst: torch.Tensor, tenSecond: torch.Tensor) -> torch.Tensor:

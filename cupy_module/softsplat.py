@@ -46,7 +46,8 @@ def softsplat(input: torch.Tensor, flow: torch.Tensor, metric: Optional[torch.Te
         weight = metric.exp()
         input = torch.cat([input * weight, weight], dim=1)
 
-    splatted = _Splat.apply(input, flow)
+    # torch.compile and torch.onnx.export trace the scatter-add formulation (ScatterElements in ONNX).
+    splatted = splat_traceable(input, flow) if torch.compiler.is_compiling() else _Splat.apply(input, flow)
     if mode == "summation":
         return splatted
     normaliser = splatted[:, -1:]
@@ -108,6 +109,13 @@ class _Splat(torch.autograd.Function):
                    grad_flow, *input.shape[1:])
             return grad_input, grad_flow
         return _backward_torch(input, flow, grad_output)
+
+
+@autocast_forward
+def splat_traceable(input: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """The summation splat from standard tensor ops: a scatter-add of every corner's share, out-of-frame ones zeroed."""
+    check_float_tensors("softsplat", input=input, flow=flow)
+    return _forward_torch(input.contiguous(), flow.contiguous())
 
 
 def _corners(flow: torch.Tensor):

@@ -195,7 +195,8 @@ def load_pwc_weights(network: Network, path: PathType) -> None:
     except FileNotFoundError:
         raise
     except Exception as error:  # a damaged file surfaces as RuntimeError, EOFError, UnpicklingError, ...
-        raise ValueError(f"{path} is not a readable PyTorch file ({str(error) or type(error).__name__})") from error
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"{path} is not a readable PyTorch file ({reason})") from error
     if not isinstance(state_dict, Mapping):
         raise ValueError(f"{path} holds a {type(state_dict).__name__}, not pytorch-pwc weights")
     state_dict = remap_state_dict(state_dict)

@@ -39,30 +39,30 @@ def normalize_frame(frame: Tensor) -> Tensor:
     return frame - mean
 
 
-def _reflect_pad_bottom_right(frame: Tensor, bottom: int, right: int) -> Tensor:
-    """Mirror-extend ``frame`` by ``bottom`` rows and ``right`` columns, for any pad size.
+def _mirror_indices(length: int, padded_length: int, device: torch.device) -> Tensor:
+    """Source index of each of ``padded_length`` positions when a side of ``length`` is mirror-extended at its end.
 
-    ``F.pad(mode="reflect")`` needs pads smaller than the side, which is what the original relied on (and why it
-    crashed for sides of 64 pixels or less when padding to 128). Reflecting again and again with pads that fit
-    gives numpy's ``reflect`` extension: the same values as a single reflection whenever that one is valid, and a
-    mirrored continuation of the image otherwise. A side of one pixel is its own mirror image and is replicated.
+    numpy's ``reflect`` extension: the sequence 0, 1, ..., n-1, n-2, ..., 1, 0, 1, ... with period 2(n-1), which is
+    what reflecting again and again gives; a side of one pixel is its own mirror image. Written with tensor
+    arithmetic on the (possibly symbolic) sizes, so that an exported graph pads any frame size.
     """
-    if bottom and frame.shape[-2] == 1:
-        frame, bottom = F.pad(frame, (0, 0, 0, bottom), mode="replicate"), 0
-    if right and frame.shape[-1] == 1:
-        frame, right = F.pad(frame, (0, right, 0, 0), mode="replicate"), 0
-    while bottom or right:
-        step_bottom = min(bottom, frame.shape[-2] - 1)
-        step_right = min(right, frame.shape[-1] - 1)
-        frame = F.pad(frame, (0, step_right, 0, step_bottom), mode="reflect")
-        bottom, right = bottom - step_bottom, right - step_right
-    return frame
+    positions = torch.arange(padded_length, device=device)
+    period = torch.clamp(2 * (torch.tensor(length, device=device) - 1), min=1)
+    phase = torch.remainder(positions, period)
+    return torch.where(phase < length, phase, period - phase)
 
 
 def pad_to_multiple(frame: Tensor, multiple: int = 128) -> Tensor:
-    """Reflect-pad a (B, C, H, W) frame at the bottom and right so that H and W are multiples of ``multiple``."""
+    """Reflect-pad a (B, C, H, W) frame at the bottom and right so that H and W are multiples of ``multiple``.
+
+    The original used ``F.pad(mode="reflect")``, which needs pads smaller than the side (and so crashed for sides of
+    64 pixels or less when padding to 128). Mirroring again and again (``_mirror_indices``) gives the same values
+    whenever one reflection is valid, and a mirrored continuation of the image otherwise.
+    """
     height, width = frame.shape[-2:]
-    return _reflect_pad_bottom_right(frame, -height % multiple, -width % multiple)
+    rows = _mirror_indices(height, height + (-height % multiple), frame.device)
+    columns = _mirror_indices(width, width + (-width % multiple), frame.device)
+    return frame.index_select(-2, rows).index_select(-1, columns)
 
 
 def downsample_half(frame: Tensor, gauss_kernel: Tensor) -> Tensor:

@@ -73,7 +73,7 @@ def build_feature_extractor(config: ModelConfig, channels: Sequence[int]) -> nn.
 
 def _check_frames(frames: Sequence[Tensor]) -> None:
     shapes = [tuple(frame.shape) for frame in frames]
-    if any(len(shape) != 4 or shape[1] != 3 for shape in shapes) or len(set(shapes)) != 1:
+    if any(len(shape) != 4 or shape[1] != 3 for shape in shapes) or any(shape != shapes[0] for shape in shapes):
         raise ValueError(f"expected four RGB frames of one shape (B, 3, H, W), got shapes {shapes}")
 
 

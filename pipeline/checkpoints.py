@@ -28,13 +28,17 @@ from torch import nn
 
 from common.files import PathType, atomic_save, remove_stale_temporaries
 from pipeline.distributed import unwrap_model
+from pipeline.failures import ScriptError
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FOLDER = "checkpoint"
+# What every last.pth holds (see save_last_checkpoint), and the flags naming the networks it trained.
+RESUME_KEYS = {"model", "optimizer", "scheduler", "loss", "progress", "rng", "args"}
+NETWORK_FLAGS = ("net", "student", "teacher")
 LAST_CHECKPOINT = "last.pth"
 # Flags that may change between a run and its --resume without changing what the resumed steps compute.
-RESUME_FREE_FLAGS = ("resume", "max_steps", "num_workers", "device", "gpu_id", "load", "seed")
+RESUME_FREE_FLAGS = ("resume", "max_steps", "num_workers", "device", "gpu_id", "load", "seed", "debug")
 
 
 def checkpoint_dir(out_dir: PathType) -> Path:
@@ -126,10 +130,37 @@ def load_last_checkpoint(out_dir: PathType) -> dict[str, Any]:
         logger.info("Removed %s, left by a checkpoint write that was interrupted", temporary)
     path = last_checkpoint_path(out_dir)
     if not path.exists():
-        raise FileNotFoundError(
+        raise ScriptError(
             f"--resume: {path} not found; resume needs the --out_dir of a run that saved at least one checkpoint"
         )
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise
+    except Exception as error:  # empty (EOFError), truncated or overwritten: RuntimeError, UnpicklingError, ...
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ScriptError(
+            f"--resume: {path} is damaged ({reason}); resume from a copy, or start a new run in another --out_dir"
+        ) from error
+    missing = sorted(RESUME_KEYS - set(state)) if isinstance(state, dict) else sorted(RESUME_KEYS)
+    if missing:
+        raise ScriptError(f"--resume: {path} is not the last.pth of a train.py or distill.py run (it lacks "
+                          f"{', '.join(missing)}); choose another --out_dir for a new run")
+    return state
+
+
+def check_same_networks(state: dict[str, Any], args: Namespace, program: str, path: PathType) -> None:
+    """Refuse to resume a run of other networks (``--net``, or ``--student`` / ``--teacher``) or of another script."""
+    saved = state["args"]
+    for flag in NETWORK_FLAGS:
+        if flag not in vars(args):
+            continue
+        if flag not in saved:
+            raise ScriptError(f"--resume: {path} was not written by {program} (it has no --{flag}); resume it with "
+                              f"the script that wrote it, or choose another --out_dir")
+        if saved[flag] != getattr(args, flag):
+            raise ScriptError(f"--resume: {path} is a run of --{flag} {saved[flag]}, not {getattr(args, flag)}; "
+                              f"pass --{flag} {saved[flag]}, or choose another --out_dir for a new run")
 
 
 def restore_last_checkpoint(
@@ -220,7 +251,7 @@ def start_progress(
         logger.warning("--%s is %s in the resumed run, %s before", name, now, before)
     progress = Progress.from_dict(restore_last_checkpoint(resume_state, **states))
     if progress.steps_per_epoch != steps_per_epoch:
-        raise ValueError(
+        raise ScriptError(
             f"--resume: the run had {progress.steps_per_epoch} steps per epoch, now {steps_per_epoch}; keep "
             "--data_dir, --train_sets, --samples_per_epoch and the items per step (processes x --batch_size)"
         )
@@ -233,7 +264,7 @@ def _check_items_per_step(resume_state: dict[str, Any], batch_size: int, world_s
     saved_batch_size = resume_state["args"]["batch_size"]
     saved_items, items = saved_world_size * saved_batch_size, world_size * batch_size
     if saved_items != items:
-        raise ValueError(
+        raise ScriptError(
             f"--resume: the run took {saved_items} items per step ({saved_world_size} process(es) x --batch_size "
             f"{saved_batch_size}), this one would take {items} ({world_size} x {batch_size}); choose --batch_size "
             f"and the number of processes so that their product is {saved_items}"

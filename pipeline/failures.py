@@ -11,7 +11,7 @@ import contextlib
 import errno
 import logging
 import sys
-from typing import Iterator
+from typing import Callable, Iterator, Union
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +29,11 @@ class ScriptError(Exception):
     """An expected failure; the message is one line that names the file or flag at fault and says what to do."""
 
 
-def describe_os_error(error: OSError) -> str:
-    """One line for a refused write or read, naming the path."""
+def describe_os_error(error: OSError, retry: str = "run again") -> str:
+    """One line for a refused write or read, naming the path; ``retry`` says how to carry on after a full disk."""
     path = error.filename if error.filename is not None else "the output"
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"no space left on {path}; free some space and run again (files written before are intact)"
+        return f"no space left on {path}; free some space and {retry} (files written before are intact)"
     if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return f"cannot write {path}: {error.strerror}; choose a writable location"
     return f"{path}: {error.strerror}"
@@ -49,10 +49,13 @@ def _log_to_files(message: str, handlers: list[logging.Handler]) -> None:
 
 
 @contextlib.contextmanager
-def reported_failures(program: str, debug: bool = False) -> Iterator[None]:
+def reported_failures(
+    program: str, debug: bool = False, retry: Union[str, Callable[[], str]] = "run again"
+) -> Iterator[None]:
     """Turn the expected failures raised in the block into ``<program>: error: <one line>`` on stderr and
     ``SystemExit``; with ``debug`` they propagate with their traceback. The message and traceback also go to the
-    log files set up inside the block (not to those of an earlier run in the same process)."""
+    log files set up inside the block (not to those of an earlier run in the same process). ``retry`` (or what it
+    returns when called at the failure) says how to carry on once a full disk has room again."""
     earlier_handlers = list(logging.getLogger().handlers)
     try:
         yield
@@ -63,7 +66,8 @@ def reported_failures(program: str, debug: bool = False) -> Iterator[None]:
     except OSError as error:
         if debug or error.errno not in _ENVIRONMENT_ERRNOS:
             raise
-        _exit(program, describe_os_error(error), ENVIRONMENT_STATUS, earlier_handlers)
+        _exit(program, describe_os_error(error, retry() if callable(retry) else retry), ENVIRONMENT_STATUS,
+              earlier_handlers)
 
 
 def _exit(program: str, message: str, status: int, earlier_handlers: list[logging.Handler]) -> None:

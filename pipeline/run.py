@@ -16,13 +16,20 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
-from common.files import PathType
+from common.files import PathType, append_text_atomically
 from data import TRAINING_SETS
 from pipeline import distributed
-from pipeline.checkpoints import checkpoint_dir, load_last_checkpoint
-from pipeline.cli import add_device_arguments, add_model_arguments, setup_logging
+from models.pwcnet import Network as PWCNet
+from optim import parse_decay_type
+from pipeline.checkpoints import check_same_networks, checkpoint_dir, last_checkpoint_path, load_last_checkpoint
+from pipeline.cli import add_device_arguments, add_model_arguments, checked_by, non_negative_float, setup_logging
+from pipeline.failures import reported_failures
 
 logger = logging.getLogger(__name__)
+
+# Crops are halved four times by the Laplacian loss, whose 5x5 blur needs 3 pixels at 1/8 scale.
+PATCH_MULTIPLE = 16
+MIN_PATCH_SIZE = 32
 
 
 @dataclass(frozen=True)
@@ -66,14 +73,14 @@ def add_training_arguments(
     learning.add_argument("--batch_size", type=int, default=2,
                           help="batch size of each process (training and validation): a torchrun run of N processes "
                                "takes N x this many items per step")
-    learning.add_argument("--patch_size", type=int, default=256,
+    learning.add_argument("--patch_size", type=patch_size, default=256,
                           help="side of the random square crops (training) and fixed crops (validation)")
 
     optimization = parser.add_argument_group("optimization")
-    optimization.add_argument("--lr", type=float, default=0.001, help="learning rate")
+    optimization.add_argument("--lr", type=non_negative_float, default=0.001, help="learning rate")
     optimization.add_argument("--lr_decay", type=int, default=20, help="step decay: multiply the rate by --gamma "
                               "every N epochs")
-    optimization.add_argument("--decay_type", type=str, default="step",
+    optimization.add_argument("--decay_type", type=checked_by(parse_decay_type), default="step",
                               help="step, step_A_B_... (decay at epochs A, B, ...; any name containing 'step', "
                                    "e.g. multistep_5_10) or plateau (on validation PSNR)")
     optimization.add_argument("--gamma", type=float, default=0.5, help="learning rate decay factor")
@@ -110,9 +117,27 @@ def add_training_arguments(
                      help="continue exactly from <out_dir>/checkpoint/last.pth (same flags expected, changes are "
                           "logged as warnings; the seed comes from the checkpoint and --load is ignored); the number "
                           "of torchrun processes may change if processes x --batch_size stays the same")
+    new.add_argument("--debug", action="store_true",
+                     help="on an error, show the traceback instead of the one-line message (log.txt has it too)")
     new.add_argument("--sync_bn", action="store_true",
                      help="torchrun runs on GPUs: batch normalisation with the statistics of all processes' batches "
                           "(torch.nn.SyncBatchNorm); by default each process normalises with its own batch")
+
+
+def patch_size(text: str) -> int:
+    """argparse type of ``--patch_size``: a multiple of 16 of at least 32 (checked here, not at the first step)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value % PATCH_MULTIPLE or value < MIN_PATCH_SIZE:
+        lower = value // PATCH_MULTIPLE * PATCH_MULTIPLE
+        hint = f"{lower} or {lower + PATCH_MULTIPLE}" if lower >= MIN_PATCH_SIZE else str(MIN_PATCH_SIZE)
+        raise argparse.ArgumentTypeError(
+            f"{value} is not a multiple of {PATCH_MULTIPLE} of at least {MIN_PATCH_SIZE} (the Laplacian loss halves "
+            f"crops four times); try {hint}"
+        )
+    return value
 
 
 def check_training_arguments(args: argparse.Namespace) -> None:
@@ -125,6 +150,13 @@ def check_training_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--num_workers must be 0 or more, got {args.num_workers}")
     if args.seed is not None and args.seed < 0:
         raise ValueError(f"--seed must be 0 or more, got {args.seed}")
+    if parse_decay_type(args.decay_type)[0] == "plateau" and args.patience is None:
+        raise ValueError("--decay_type plateau needs --patience N (epochs without improvement)")
+    if args.pwc_weights is not None:
+        try:
+            PWCNet(args.pwc_weights)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"--pwc_weights: {error}; give pytorch-pwc's network-default.pytorch") from error
     # A new run would overwrite the checkpoints of an earlier one in the same folder.
     earlier = sorted(checkpoint_dir(args.out_dir).glob("*.pth")) if not args.resume else []
     if earlier:
@@ -139,13 +171,20 @@ def start_run(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) ->
     """The common start of train.py and distill.py, used as ``with start_run(parser, argv) as run:``. Parses and
     checks the flags (a bad value exits with the usage message), picks the device (under torchrun: joins the
     process group, left again when the block ends), logs to ``--out_dir`` (rank 0), reads ``last.pth`` for
-    ``--resume`` and seeds every generator (with rank 0's seed on every process)."""
+    ``--resume`` and seeds every generator (with rank 0's seed on every process).
+
+    An expected failure anywhere in the block (pipeline/failures.py: a bad file, a full disk) ends the run with one
+    line on stderr and its traceback in log.txt."""
     args = parser.parse_args(argv)
     try:
         check_training_arguments(args)
     except ValueError as error:
         parser.error(str(error))
-    with distributed.process_group(args.device, args.gpu_id) as device:
+    def retry() -> str:
+        return "continue with --resume" if last_checkpoint_path(args.out_dir).exists() else "run again"
+
+    with reported_failures(parser.prog, args.debug, retry), \
+            distributed.process_group(args.device, args.gpu_id) as device:
         if distributed.is_main_process():
             setup_logging(args.out_dir)
         else:
@@ -153,6 +192,8 @@ def start_run(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) ->
         if args.sync_bn:
             distributed.check_sync_batchnorm(device)
         resume_state = load_last_checkpoint(args.out_dir) if args.resume else None
+        if resume_state is not None:
+            check_same_networks(resume_state, args, parser.prog, last_checkpoint_path(args.out_dir))
         seed = resume_state["progress"]["seed"] if resume_state else resolve_seed(args.seed)
         seed = distributed.broadcast_int(seed, device)
         seed_everything(seed)
@@ -182,5 +223,4 @@ def write_config(out_dir: PathType, args: argparse.Namespace) -> None:
         return
     now = datetime.datetime.now().strftime("%Y-%m-%d-%H:%M:%S")
     lines = [now, ""] + [f"{name}: {value}" for name, value in vars(args).items()] + [""]
-    with open(Path(out_dir) / "config.txt", "a") as file:
-        file.write("\n".join(lines) + "\n")
+    append_text_atomically(Path(out_dir) / "config.txt", "\n".join(lines) + "\n")

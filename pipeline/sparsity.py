@@ -24,7 +24,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from common.files import PathType
+from common.files import PathType, append_text_atomically, atomic_write_text, atomic_write_with
 
 # Module-path depth that names a block: "dyntex_generator.encoder.layer1", "get_kernel.moduleWeight1_ds.0".
 BLOCK_DEPTH = 3
@@ -143,20 +143,19 @@ def plot_layer_density(report: dict[str, Any], path: PathType) -> None:
     axes.set_title(f"Per-layer density at epoch {report['epoch']:.3g}, step {report['step']} "
                    f"(overall {report['density']:.4f})")
     axes.legend(fontsize="small", loc="lower right")
-    figure.savefig(path, dpi=100)
+    atomic_write_with(path, lambda file: figure.savefig(file, format="png", dpi=100))
 
 
 def write_report(report: dict[str, Any], out_dir: PathType) -> None:
     """``out_dir/sparsity.json`` and ``out_dir/sparsity.png``."""
     out_dir = Path(out_dir)
-    (out_dir / "sparsity.json").write_text(json.dumps(report, indent=1))
+    atomic_write_text(out_dir / "sparsity.json", json.dumps(report, indent=1))
     plot_layer_density(report, out_dir / "sparsity.png")
 
 
 def append_density(out_dir: PathType, density: float, psnr: float) -> None:
     """One line ``density,psnr,`` per validation in ``out_dir/density results.txt``, as the original wrote it."""
-    with open(Path(out_dir) / DENSITY_FILE, "a") as file:
-        file.write(f"{density},{psnr},\n")
+    append_text_atomically(Path(out_dir) / DENSITY_FILE, f"{density},{psnr},\n")
 
 
 def plot_curves(history: Sequence[dict[str, Any]], path: PathType) -> None:
@@ -177,4 +176,4 @@ def plot_curves(history: Sequence[dict[str, Any]], path: PathType) -> None:
             axes.set_yscale("log")
         if len(series) > 1:
             axes.legend(fontsize="small")
-    figure.savefig(path, dpi=100)
+    atomic_write_with(path, lambda file: figure.savefig(file, format="png", dpi=100))

@@ -33,6 +33,7 @@ from pipeline.checkpoints import (
     save_last_checkpoint,
     start_progress,
 )
+from pipeline.failures import ScriptError
 from pipeline.run import Run, write_config
 from pipeline.sparsity import append_density, plot_curves, sparsity_report, width_suggestion_lines, write_report
 from pipeline.validation import ValidationScores, build_validation_loader, validate_model
@@ -64,12 +65,15 @@ def build_training_data(run: Run) -> TrainingData:
     """The training sets named by ``--train_sets`` and the Vimeo-90K test list for validation."""
     args = run.args
     num_replicas, rank = distributed.world_size(), distributed.rank()
-    train_set = build_training_set(args.data_dir, args.patch_size, args.train_sets, args.samples_per_epoch)
+    try:
+        train_set = build_training_set(args.data_dir, args.patch_size, args.train_sets, args.samples_per_epoch)
+        valid_loader = build_validation_loader(
+            args.data_dir, args.patch_size, args.batch_size, args.num_workers, num_replicas=num_replicas, rank=rank
+        )
+    except (FileNotFoundError, ValueError) as error:  # a missing set or list, or a list naming missing folders
+        raise ScriptError(str(error)) from error
     train_loader, sampler = build_training_loader(
         train_set, args.batch_size, run.seed, args.num_workers, num_replicas=num_replicas, rank=rank
-    )
-    valid_loader = build_validation_loader(
-        args.data_dir, args.patch_size, args.batch_size, args.num_workers, num_replicas=num_replicas, rank=rank
     )
     logger.info("%d training items (%d steps per epoch), %d validation items",
                 len(train_set), len(train_loader), len(valid_loader.dataset))
@@ -131,7 +135,12 @@ def _load_starting_weights(model: nn.Module, path: Optional[str], resumed: bool)
     if resumed:
         logger.info("--load %s ignored: the weights come from the resumed checkpoint", path)
         return
-    checkpoint = load_checkpoint(model, path)
+    if not Path(path).is_file():
+        raise ScriptError(f"--load {path} not found; give a checkpoint of {type(model).__name__}")
+    try:
+        checkpoint = load_checkpoint(model, path)
+    except ValueError as error:  # damaged, not a checkpoint, another network's, non-finite weights
+        raise ScriptError(f"--load: {error}") from error
     logger.info("Loaded %s (saved at epoch %s)", path, checkpoint.get("epoch", "?"))
 
 

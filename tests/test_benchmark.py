@@ -75,3 +75,19 @@ def test_profile_counts_onednn_conv3d_once():
         assert categories["conv3d"] > 0 and categories["conv2d"] == 0
         assert categories["conv3d"] <= profile["forward_ms"]
         assert categories["rest"] >= 0
+
+
+def test_route_comparison_reports_speed_peak_fraction_and_agreement():
+    """--routes worker: eager and bf16 side by side on real frames; GMAC/s and the fraction of the measured peak
+    follow from the MAC count, eager agrees with itself exactly, bf16 differs but stays close."""
+    case = benchmark.measure_route_case("student_STMFNet", 64, 64, ["eager", "bf16"], repeats=1)
+    routes = case["routes"]
+    assert set(routes) == {"eager", "bf16"} and case["macs"] > 0
+    assert case["peak_gmacs_per_s"]["float32"] > 0 and case["peak_gmacs_per_s"]["bfloat16"] > 0
+    for route in routes.values():
+        assert route["gmacs_per_s"] == pytest.approx(case["macs"] / route["forward_s"] / 1e9)
+        assert route["fraction_of_fp32_peak"] == pytest.approx(
+            route["gmacs_per_s"] / case["peak_gmacs_per_s"]["float32"])
+    assert routes["eager"]["max_abs_diff"] == 0 and routes["eager"]["psnr_vs_fp32_db"] == math.inf
+    assert 0 < routes["bf16"]["max_abs_diff"] and 20 < routes["bf16"]["psnr_vs_fp32_db"] < math.inf
+    assert "eager" in benchmark.format_routes([case]) and "of fp32 peak" in benchmark.format_routes([case])

@@ -21,7 +21,11 @@ import torch
 from PIL import Image
 
 import models
+from losses import DiscriminatorConfig, Loss
+from optim import make_optimizer, make_scheduler
+from pipeline.checkpoints import Progress, save_last_checkpoint
 from pipeline.output_folder import LOCK, MANIFEST
+from tiny_dataset import write_tiny_dataset
 
 Arrange = Callable[[Path, pytest.MonkeyPatch], list[str]]
 UNCHECKED_NAMES = ("log.txt",)  # a script may append the traceback of the failure to its log
@@ -32,6 +36,7 @@ class Case:
     script: str
     arrange: Arrange
     culprit: str
+    creates: tuple[str, ...] = ()  # what the run may leave (beside log.txt): e.g. the run folder holding its log
 
 
 # --- inputs shared by the cases ------------------------------------------------------------------------------
@@ -244,6 +249,118 @@ CASES.update({
 })
 
 
+# --- train.py and distill.py ---------------------------------------------------------------------------------
+
+TRAIN = ["--net", "student_STMFNet", "--data_dir", "data", "--out_dir", "run", "--patch_size", "64",
+         "--batch_size", "1", "--seed", "3", "--device", "cpu", "--max_steps", "1"]
+DISTILL = ["--student", "student_STMFNet", "--teacher", "student_STMFNet", "--teacher_dir", "teacher.pth",
+           *TRAIN[2:]]
+RUN_FOLDER = ("run",)  # a run that started logs to run/log.txt
+
+
+def training_case(script: str, extra: list[str], culprit: str,
+                  prepare: Callable[[Path, pytest.MonkeyPatch], None] = None, creates: tuple[str, ...] = ()) -> Case:
+    """train.py (the student, one step of 64x64 crops) or distill.py (the student from a student "teacher") on the
+    tiny dataset of the training tests, or what ``prepare`` makes of it."""
+    def arrange(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+        write_tiny_dataset(tmp / "data")
+        torch.manual_seed(0)
+        torch.save({"epoch": 1, "state_dict": models.student_STMFNet().state_dict()}, tmp / "teacher.pth")
+        (tmp / "earlier.txt").write_text("a file the run must not touch")
+        if prepare is not None:
+            prepare(tmp, monkeypatch)
+        return [*(TRAIN if script == "train" else DISTILL), *extra]
+
+    return Case(script, arrange, culprit, creates)
+
+
+def damaged_file(name: str, content: bytes = b"") -> Callable[[Path, pytest.MonkeyPatch], None]:
+    def prepare(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / name).write_bytes(content)
+
+    return prepare
+
+
+def other_network_checkpoint(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.save({"epoch": 1, "state_dict": torch.nn.Linear(2, 2).state_dict()}, tmp / "other.pth")
+
+
+def earlier_run(script: str, *flags: str) -> Callable[[Path, pytest.MonkeyPatch], None]:
+    """run/checkpoint/last.pth as ``script`` saves it after a step with ``flags`` (the states of freshly built
+    objects: what matters is that it is a real one)."""
+    def prepare(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        module = importlib.import_module(script)
+        args = module.build_parser().parse_args([*(TRAIN if script == "train" else DISTILL), *flags])
+        model = models.student_STMFNet(args)
+        optimizer = make_optimizer(args, model, 3)
+        loss = Loss("1*Lap", DiscriminatorConfig(args.patch_size, args.optimizer, args.lr, args.weight_decay))
+        progress = Progress(seed=3, steps_per_epoch=3, step=1, epoch_step=1).to_dict()
+        save_last_checkpoint(tmp / "run", model=model, optimizer=optimizer, scheduler=make_scheduler(args, optimizer),
+                             loss=loss, progress=progress, args=args)
+
+    return prepare
+
+
+def full_disk_for_training(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No room for any file the run writes (its log aside)."""
+    from common import files
+
+    monkeypatch.setattr(files, "open", no_space, raising=False)
+
+
+def no_space(path, mode="r", *args, **kwargs):
+    if "w" in mode or "a" in mode:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fsdecode(path))
+    return open(path, mode, *args, **kwargs)
+
+
+LAST = "run/checkpoint/last.pth"
+CASES.update({
+    "train --load missing": training_case("train", ["--load", "missing.pth"], "--load missing.pth not found",
+                                          creates=RUN_FOLDER),
+    "train --load empty file": training_case("train", ["--load", "empty.pth"], "--load: empty.pth",
+                                             damaged_file("empty.pth"), RUN_FOLDER),
+    "train --load of another network": training_case(
+        "train", ["--load", "other.pth"], "--load: checkpoint other.pth does not match student_STMFNet",
+        other_network_checkpoint, RUN_FOLDER),
+    "train --pwc_weights damaged": training_case("train", ["--pwc_weights", "pwc.pytorch"], "--pwc_weights: pwc",
+                                                 damaged_file("pwc.pytorch", b"not weights")),
+    "train --lr below 0": training_case("train", ["--lr", "-1"], "argument --lr"),
+    "train --loss unknown": training_case("train", ["--loss", "1*Nope"], "argument --loss: unknown loss 'Nope'"),
+    "train --decay_type unknown": training_case("train", ["--decay_type", "bogus"], "argument --decay_type"),
+    "train --decay_type plateau without --patience": training_case(
+        "train", ["--decay_type", "plateau"], "--decay_type plateau needs --patience"),
+    "train --patch_size not a multiple of 16": training_case(
+        "train", ["--patch_size", "40"], "argument --patch_size: 40 is not a multiple of 16"),
+    "train --resume without a run": training_case("train", ["--resume"], f"--resume: {LAST} not found",
+                                                  creates=RUN_FOLDER),
+    "train --resume of an empty last.pth": training_case(
+        "train", ["--resume"], f"--resume: {LAST} is damaged", damaged_file(LAST)),
+    "train --resume of a damaged last.pth": training_case(
+        "train", ["--resume"], f"--resume: {LAST} is damaged", damaged_file(LAST, b"PK\x03\x04 cut short")),
+    "train --resume with another --net": training_case(
+        "train", ["--resume", "--net", "STMFNet"], f"--resume: {LAST} is a run of --net student_STMFNet, not STMFNet",
+        earlier_run("train")),
+    "train --resume with another batch product": training_case(
+        "train", ["--resume", "--batch_size", "2"], "took 1 items per step", earlier_run("train")),
+    "train --resume of a distill.py run": training_case(
+        "train", ["--resume"], f"--resume: {LAST} was not written by train.py", earlier_run("distill")),
+    "train full disk": training_case("train", [], "no space left on run/config.txt", full_disk_for_training,
+                                     RUN_FOLDER),
+    "distill --teacher_dir missing": training_case(
+        "distill", ["--teacher_dir", "nowhere.pth"], "--teacher_dir nowhere.pth not found", creates=RUN_FOLDER),
+    "distill --teacher_dir damaged": training_case(
+        "distill", [], "--teacher_dir: teacher.pth", damaged_file("teacher.pth", b"garbage"), RUN_FOLDER),
+    "distill --distill_loss_fn unknown": training_case(
+        "distill", ["--distill_loss_fn", "1*Nope"], "argument --distill_loss_fn: unknown loss 'Nope'"),
+    "distill --alpha -5": training_case("distill", ["--alpha", "-5"], "argument --alpha"),
+    "distill --resume with another --teacher": training_case(
+        "distill", ["--resume", "--teacher", "STMFNet"], "is a run of --teacher student_STMFNet, not STMFNet",
+        earlier_run("distill")),
+})
+
+
 def snapshot(folder: Path) -> dict[str, bytes | None]:
     """Every file's bytes and every folder (None), by relative path."""
     return {
@@ -276,4 +393,5 @@ def test_expected_failure_is_one_clear_line(name, tmp_path, monkeypatch, capsys)
     assert len(error_lines) == 1, stderr
     assert case.culprit.format(tmp=tmp_path) in error_lines[0]
     monkeypatch.undo()  # the snapshot reads files with the real functions
-    assert snapshot(tmp_path) == before
+    after = snapshot(tmp_path)
+    assert {path: content for path, content in after.items() if path not in case.creates or path in before} == before

@@ -1,6 +1,8 @@
 """distill.py end to end on the tiny dataset of test_train.py: distillation steps of the student from a frozen
 teacher checkpoint, its outputs, and the teacher left untouched (training mode by default, no gradients, same
 weights and batch-norm statistics)."""
+import re
+
 import pytest
 import torch
 
@@ -86,10 +88,12 @@ def test_teacher_mode_flag_builds_the_teacher_in_that_mode(teacher_path, monkeyp
         assert prediction.requires_grad
 
 
-def test_missing_teacher_is_a_clear_error(data_dir, tmp_path):
+def test_missing_teacher_is_a_clear_error(data_dir, tmp_path, capsys):
     argv = distill_argv(data_dir, tmp_path / "nowhere.pth", tmp_path / "out", "--max_steps", "1")
-    with pytest.raises(FileNotFoundError, match="--teacher_dir .*nowhere.pth not found"):
+    with pytest.raises(SystemExit) as exit_info:
         distill.main(argv)
+    assert exit_info.value.code == 2
+    assert re.search("^distill.py: error: --teacher_dir .*nowhere.pth not found", capsys.readouterr().err, re.M)
 
 
 def test_obproxsg_is_not_a_distillation_optimizer(capsys):

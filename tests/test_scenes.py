@@ -279,3 +279,18 @@ def test_repeated_frames_run_the_model_zero_times_and_the_report(tmp_path, monke
     with pytest.raises(SystemExit):  # an existing report is kept without --overwrite
         interpolate.main([*FAST, "--input", str(clip), "--output", str(tmp_path / "other"), "--report", str(report)])
     assert "exists; pass --overwrite" in capsys.readouterr().err and not (tmp_path / "other").exists()
+
+
+def test_bad_threshold_and_report_paths_fail_before_any_output(tmp_path, capsys, shots):
+    folder = write_folder(tmp_path / "in", shots[0][:2])
+    output = tmp_path / "out"
+    for flags, message in [
+        (["--scene_threshold", "-1"], "expected a number >= 0 or 'off'"),
+        (["--static_threshold", "some"], "expected a number or 'off'"),
+        (["--report", str(tmp_path / "missing" / "run.json")], "not a file in an existing folder"),
+        (["--report", str(folder)], "is the input"),
+    ]:
+        with pytest.raises(SystemExit) as raised:
+            interpolate.main([*FAST, "--input", str(folder), "--output", str(output), *flags])
+        assert raised.value.code == 2 and message in capsys.readouterr().err
+        assert not output.exists()

@@ -8,6 +8,8 @@ mid-epoch and the resumed run crosses an epoch end), the teacher with OBProxSG f
 import json
 import random
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,14 @@ import torch
 import losses
 import train
 from models import get_model_class
-from pipeline.checkpoints import last_checkpoint_path, restore_rng_states, rng_states, save_last_checkpoint
+from conftest import disk_filling_after
+from pipeline.checkpoints import (
+    last_checkpoint_path,
+    load_last_checkpoint,
+    restore_rng_states,
+    rng_states,
+    save_last_checkpoint,
+)
 from pipeline.sparsity import append_density, overall_density
 from tiny_dataset import PATCH, write_tiny_dataset
 from models.checkpoint import load_checkpoint
@@ -164,6 +173,44 @@ def test_new_run_refuses_an_out_dir_with_checkpoints(half_run, data_dir, tmp_pat
 
 
 @pytest.mark.slow
+def test_a_full_disk_at_a_checkpoint_says_so_in_one_line_and_in_the_log(half_run, data_dir, tmp_path, monkeypatch,
+                                                                         capsys):
+    out_dir = tmp_path / "full"
+    shutil.copytree(half_run, out_dir)
+    last = last_checkpoint_path(out_dir)
+    saved = last.read_bytes()
+    # Room for config.txt and model_epoch001.pth (~8 MB), not for last.pth (~22 MB) at the end of epoch 1.
+    with disk_filling_after(monkeypatch, 12_000_000):
+        with pytest.raises(SystemExit) as exit_info:
+            train.main(student_argv(data_dir, out_dir, "--max_steps", "3", "--resume"))
+    assert exit_info.value.code == 1
+    stderr = capsys.readouterr().err
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        f"train.py: error: no space left on {last}; free some space and continue with --resume (files written "
+        f"before are intact)")
+    assert last.read_bytes() == saved  # the previous last.pth, whole
+    assert not [path.name for path in last.parent.iterdir() if path.name.endswith(".tmp")]
+    log = (out_dir / "log.txt").read_text()
+    assert f"no space left on {last}" in log and "Traceback" in log
+
+
+def test_resume_removes_the_temporaries_of_a_killed_checkpoint_write(tmp_path):
+    out_dir = tmp_path / "run"
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    args = train.build_parser().parse_args(["--data_dir", "x", "--out_dir", str(out_dir)])
+    save_last_checkpoint(out_dir, model=model, optimizer=optimizer, scheduler=torch.optim.lr_scheduler.StepLR(
+        optimizer, step_size=1), loss=torch.nn.Module(), progress={"step": 1}, args=args)
+    killed = last_checkpoint_path(out_dir).with_name(f".last.pth.{finished.pid}.0123abcd.tmp")
+    killed.write_bytes(b"half a checkpoint")
+    assert load_last_checkpoint(out_dir)["progress"] == {"step": 1}
+    assert sorted(path.name for path in last_checkpoint_path(out_dir).parent.iterdir()) == ["last.pth"]
+
+
+@pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(half_run, data_dir, tmp_path, monkeypatch):
     out_dir = tmp_path / "nan"
     shutil.copytree(half_run, out_dir)
@@ -233,13 +280,15 @@ def test_teacher_with_obproxsg_and_load(data_dir, tmp_path):
     assert "Suggested channel widths" in log and "feature_extractor.conv1.resnext_small: " in log
 
 
-def test_missing_training_set_is_a_clear_error(tmp_path):
+def test_missing_training_set_is_a_clear_error(tmp_path, capsys):
     data_dir = tmp_path / "data"
     write_tiny_dataset(data_dir)
     shutil.rmtree(data_dir / "bvidvc")
     argv = ["--data_dir", str(data_dir), "--out_dir", str(tmp_path / "out"), "--device", "cpu"]
-    with pytest.raises(FileNotFoundError, match="leaving it out of --train_sets"):
+    with pytest.raises(SystemExit) as exit_info:
         train.main(argv)
+    assert exit_info.value.code == 2
+    assert "leaving it out of --train_sets" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
 def test_original_defaults():

@@ -117,7 +117,7 @@ def double_planned_frame_rate(frames: Iterable[PlannedFrame], interpolate: Inter
         else:
             middle = interpolate(*window).clamp(0, 1)
         yield middle, second_half
-    yield window[2], gap
+    yield window[2], INTERPOLATE  # no gap follows the last frame
 
 
 def raise_planned_frame_rate(frames: Iterable[PlannedFrame], interpolate: Interpolator, factor: int,

@@ -1,0 +1,65 @@
+"""How a script runs the network: PyTorch (eager or compiled, float32 or bfloat16 autocast) or ONNX Runtime.
+
+The flags are shared by interpolate.py and evaluate.py. On the CPU, ``--precision bf16`` runs the convolutions
+in bfloat16 (fast where the CPU has AVX512-BF16 or AMX; the custom ops stay float32), and ``--compile`` fuses the
+element-wise work with ``torch.compile`` (inductor; the first frame of each size pays the compilation).
+``--backend onnxruntime`` runs a file written by ``export_onnx.py``; see docs/performance.md for what each route
+costs and keeps.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+import torch
+from torch import Tensor, nn
+
+from video.interpolation import Interpolator, model_interpolator
+
+BACKENDS = ("pytorch", "onnxruntime")
+PRECISIONS = ("fp32", "bf16")
+
+
+def add_backend_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--backend", choices=BACKENDS, default="pytorch",
+                       help="pytorch, or onnxruntime with a model exported by export_onnx.py (--onnx)")
+    group.add_argument("--onnx", type=str, default=None,
+                       help="the .onnx file for --backend onnxruntime (TensorRT/CUDA providers when installed)")
+    group.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                       help="bf16: bfloat16 autocast on the CPU (AVX512-BF16/AMX CPUs); custom ops stay float32")
+    group.add_argument("--compile", action="store_true",
+                       help="torch.compile the network (fuses element-wise work; compiles once per frame size)")
+
+
+def check_backend_arguments(args: argparse.Namespace, device: torch.device) -> None:
+    """ValueError/FileNotFoundError naming the flag for combinations that cannot run."""
+    if args.backend == "onnxruntime":
+        if args.onnx is None:
+            raise ValueError("--backend onnxruntime needs --onnx MODEL.onnx (write one with export_onnx.py)")
+        if not Path(args.onnx).is_file():
+            raise FileNotFoundError(f"--onnx {args.onnx} not found")
+        if args.precision != "fp32" or args.compile or getattr(args, "fp16", False):
+            raise ValueError("--precision, --compile and --fp16 apply to --backend pytorch only")
+    elif args.onnx is not None:
+        raise ValueError("--onnx is only read with --backend onnxruntime")
+    if args.precision == "bf16" and device.type != "cpu":
+        raise ValueError(f"--precision bf16 is a CPU route; on {device} use --fp16")
+
+
+def onnx_interpolator(args: argparse.Namespace, device: torch.device) -> Interpolator:
+    from deploy.onnx_runtime import OnnxInterpolator
+
+    return OnnxInterpolator(args.onnx, device="cuda" if device.type == "cuda" else "cpu")
+
+
+def pytorch_interpolator(model: nn.Module, precision: str = "fp32", compile: bool = False, fp16: bool = False
+                         ) -> Interpolator:
+    """A network in eval mode as an interpolator, compiled and in bfloat16 CPU autocast on request."""
+    network = torch.compile(model) if compile else model
+    if precision == "fp32":
+        return model_interpolator(network, fp16=fp16)
+
+    def run(frame0: Tensor, frame1: Tensor, frame2: Tensor, frame3: Tensor) -> Tensor:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return network(frame0, frame1, frame2, frame3).to(frame1.dtype)
+
+    return run

@@ -1,0 +1,94 @@
+"""Export ST-MFNet (teacher) or ST-MFNet Mini (student) to an ONNX file that any ONNX runtime can run.
+
+    python export_onnx.py --net student_STMFNet --checkpoint stmfnet_mini.pth --out student.onnx
+    python export_onnx.py --net STMFNet --checkpoint stmfnet.pth --out teacher.onnx
+
+Inputs I0, I1, I2, I3: four N x 3 x H x W float32 frames in [0, 1] in temporal order; output ``middle``: the
+N x 3 x H x W frame halfway between I1 and I2. Batch, height and width are dynamic (the padding to a multiple of
+128 is inside the graph). Standard operators only (opset 18); the ONNX checker runs before the file is written.
+Run it with ``interpolate.py --backend onnxruntime --onnx student.onnx`` or any ONNX runtime.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+import models
+from deploy.onnx_export import OPSET, export_model
+from models.checkpoint import load_checkpoint
+from pipeline.cli import add_model_arguments
+
+logger = logging.getLogger("export_onnx")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Export a model to ONNX",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--net", default="student_STMFNet", choices=list(models.MODELS), help="network to export")
+    parser.add_argument("--checkpoint", type=str, default=None,
+                        help="trained weights, {'epoch', 'state_dict'} or a bare state dict")
+    parser.add_argument("--allow_random", action="store_true",
+                        help="export random weights when no --checkpoint is given (timing and tests only)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights of --allow_random")
+    parser.add_argument("--out", type=str, required=True, help="the .onnx file to write")
+    parser.add_argument("--opset", type=int, default=OPSET, help="ONNX opset (16 or later)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    add_model_arguments(parser, finetune_pwc=False, finetune_pwc_help="accepted for compatibility; no effect")
+    return parser
+
+
+def check_arguments(args: argparse.Namespace) -> Path:
+    out = Path(args.out)
+    if args.checkpoint is None and not args.allow_random:
+        raise ValueError("--checkpoint PATH is required (or --allow_random to export random weights)")
+    if args.checkpoint is not None and not Path(args.checkpoint).is_file():
+        raise FileNotFoundError(f"--checkpoint {args.checkpoint} not found")
+    if args.opset < 16:
+        raise ValueError(f"--opset must be 16 or later (ScatterElements with reduction), got {args.opset}")
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give a file name such as {out / 'model.onnx'}")
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"--out {out} exists; pass --overwrite to replace it")
+    if not out.parent.resolve().is_dir():
+        raise FileNotFoundError(f"the folder of --out {out} does not exist")
+    return out
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        out = check_arguments(args)
+        torch.manual_seed(args.seed)
+        model = models.get_model_class(args.net)(args)
+        if args.checkpoint is not None:
+            load_checkpoint(model, args.checkpoint)
+            logger.info("loaded %s weights from %s", args.net, args.checkpoint)
+        else:
+            logger.warning("%s has RANDOM weights (--allow_random, seed %d)", args.net, args.seed)
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
+
+    # Written next to the target and renamed into place, so that --out is never half-written.
+    handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent.resolve())
+    os.close(handle)
+    try:
+        export_model(model, temporary, opset=args.opset)
+        os.replace(temporary, out)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    logger.info("wrote %s (%.1f MB, opset %d)", out, out.stat().st_size / 2**20, args.opset)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
