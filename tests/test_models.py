@@ -326,6 +326,7 @@ def test_eval_float32_within_tolerance(name, model_goldens, golden_weights):
     torch.testing.assert_close(output.double(), golden["output"], **F32)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_float32_cpu_runs_channels_last(name, model_goldens, golden_weights):
     """In float32 on CPU the 2D network runs channels-last (oneDNN's fast layout), with and without autograd, and
@@ -352,6 +353,7 @@ def _default_layout():
     return mock.patch.object(stmfnet_module, "_preferred_layout", lambda frame: frame)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_channels_last_training_gradients_match_default_layout(name, golden_weights):
     """The float32 CPU training step (channels-last) gives the parameter gradients of the default layout.

@@ -3,10 +3,10 @@
     python tools/export_checkpoint.py --run train_results --out assets/demo_student.pth --data "what it saw"
 
 Reads ``<run>/checkpoint/last.pth`` (written by train.py and distill.py) and writes ``{"epoch", "state_dict",
-"metadata"}``, which evaluate.py, interpolate.py and ``utility.load_checkpoint`` read like any checkpoint. The
-metadata records the command that reproduces the run (its flags as saved in the checkpoint), the optimizer steps,
-the epoch, the seed, the data description given here and the training wall time summed over the run's sessions
-(from the timestamps of ``<run>/log.txt``, so time between a stop and a ``--resume`` does not count).
+"metadata"}``, which evaluate.py, interpolate.py and ``models.checkpoint.load_checkpoint`` read like any checkpoint.
+The metadata records the command that reproduces the run (its flags as saved in the checkpoint), the optimizer
+steps, the epoch, the seed, the data description given here and the training wall time summed over the run's
+sessions (from the timestamps of ``<run>/log.txt``, so time between a stop and a ``--resume`` does not count).
 """
 from __future__ import annotations
 

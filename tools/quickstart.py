@@ -1,17 +1,19 @@
-"""The whole method, in miniature, on the shipped sample clip (CPU, a few minutes).
+"""The shipped demo student at work on frames it never saw (a few minutes on a CPU).
 
-    python tools/quickstart.py [--out quickstart] [--distill_steps 20]
+    python tools/quickstart.py [--out quickstart] [--frames 12] [--device auto]
 
-1. sample data: every dataset layout cut from assets/bbb_448x256.mp4 (built once, reused afterwards);
-2. phase 1: a few OBProxSG steps on the teacher (train.py; no pretrained weights are shipped, so it starts from
-   random ones);
-3. phase 2: a short distillation of the student from that teacher (distill.py);
-4. evaluate.py of the distilled student and of the two baselines on Ucf101_quintuplet and Davis90_quintuplet,
-   then a table of the results.
+1. held-out data: the last frames of assets/bbb_448x256.mp4 (frames 96-131; the demo student was trained on
+   frames 0-91 only), written once as a VFITex-style sequence;
+2. evaluate.py of the demo student (assets/demo_student.pth) and of frame averaging and frame repetition on
+   those frames (a window every two frames: inputs t, t+2, t+4, t+6, target t+3);
+3. interpolate.py of the first --frames held-out frames to twice the frame rate, a video to watch;
+4. a table of the results.
 
-Each run writes into a new folder <out>/run-<time>, so nothing of an earlier run is touched. With random starting
-weights and a few steps the numbers show that the pipeline works end to end, not the quality of the method.
+Each run writes into a new folder <out>/run-<time> (the scripts' own output goes to logs/ there), so nothing of an
+earlier run is touched.
 """
+from __future__ import annotations
+
 import argparse
 import datetime
 import json
@@ -21,81 +23,83 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DATASETS = ("Ucf101_quintuplet", "Davis90_quintuplet")
+sys.path.insert(0, str(REPO_ROOT))
+
+from data.make_demo_data import DEFAULT_TEST_FRAMES, DEFAULT_TEST_NAME  # noqa: E402
+
+DEMO_CHECKPOINT = REPO_ROOT / "assets" / "demo_student.pth"
+DATASET = "VFITex_quintuplet"
+CLIP_FPS = 25
+METHODS = {  # table row: extra evaluate.py flags
+    "demo student_STMFNet": ["--net", "student_STMFNet", "--checkpoint", str(DEMO_CHECKPOINT)],
+    "frame averaging": ["--baseline", "average"],
+    "frame repetition": ["--baseline", "repeat"],
+}
 
 
-def run(step: str, *command: str) -> None:
-    print(f"\n=== {step}\n$ python {' '.join(command)}", flush=True)
+def run(step: str, log: Path, *command: str) -> float:
+    """Run a repository script with its output in ``log``; returns the seconds it took."""
+    print(f"{step} ...", end=" ", flush=True)
     start = time.perf_counter()
-    subprocess.run([sys.executable, *command], cwd=REPO_ROOT, check=True)
-    print(f"=== {step}: {time.perf_counter() - start:.0f} s", flush=True)
-
-
-def latest_epoch_checkpoint(out_dir: Path) -> Path:
-    checkpoints = sorted((out_dir / "checkpoint").glob("model_epoch*.pth"))
-    if not checkpoints:
-        raise FileNotFoundError(f"no model_epochNNN.pth in {out_dir / 'checkpoint'}")
-    return checkpoints[-1]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as output:
+        result = subprocess.run([sys.executable, *command], cwd=REPO_ROOT, stdout=output, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        print("failed")
+        raise SystemExit(f"error: `python {' '.join(command)}` exited with {result.returncode}; see {log}")
+    print(f"{seconds:.0f} s", flush=True)
+    return seconds
 
 
 def results_table(eval_dirs: dict[str, Path]) -> str:
-    header = "| method | " + " | ".join(f"{name} PSNR / SSIM" for name in DATASETS) + " |"
-    lines = [header, "|" + " --- |" * (len(DATASETS) + 1)]
+    lines = ["| method | PSNR (dB) | SSIM |", "| --- | --- | --- |"]
     for method, eval_dir in eval_dirs.items():
-        cells = []
-        for dataset in DATASETS:
-            mean = json.loads((eval_dir / dataset / "results.json").read_text())["mean"]
-            cells.append(f"{mean['PSNR']:.2f} / {mean['SSIM']:.3f}")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        mean = json.loads((eval_dir / DATASET / "results.json").read_text())["mean"]
+        lines.append(f"| {method} | {mean['PSNR']:.2f} | {mean['SSIM']:.4f} |")
     return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("quickstart"), help="folder for sample data and runs")
-    parser.add_argument("--teacher_steps", type=int, default=3, help="OBProxSG steps on the teacher (phase 1)")
-    parser.add_argument("--distill_steps", type=int, default=20, help="distillation steps (phase 2)")
+    parser.add_argument("--out", type=Path, default=Path("quickstart"), help="folder for the held-out data and runs")
+    parser.add_argument("--frames", type=int, default=12, help="held-out frames to interpolate into the video")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
     return parser
 
 
 def main() -> None:
     args = build_parser().parse_args()
+    if not DEMO_CHECKPOINT.is_file():
+        raise SystemExit(f"error: {DEMO_CHECKPOINT} not found (it is part of the repository)")
+    if args.frames < 2:
+        raise SystemExit(f"error: --frames {args.frames}: need at least 2 frames to interpolate between")
     out = args.out.resolve()
-    sample = out / "sample_data"
+    data = out / "heldout_data"
+    sequence = data / "vfitex" / DEFAULT_TEST_NAME
     run_dir = out / f"run-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    common = ["--data_dir", str(sample), "--patch_size", "128", "--batch_size", "1", "--seed", "0",
-              "--device", args.device]
+    logs = run_dir / "logs"
     start = time.perf_counter()
 
-    if not (sample / "vimeo_septuplet").is_dir():
-        run("sample data", "-m", "data.make_sample", "--out", str(sample))
-    # A tiny learning rate: Prox-SG is plain SGD on the summed Laplacian loss, which diverges from random weights.
-    run("phase 1: OBProxSG on the teacher", "train.py", "--net", "STMFNet", "--optimizer", "OBProxSG",
-        "--lr", "1e-7", "--out_dir", str(run_dir / "phase1"), "--max_steps", str(args.teacher_steps), *common)
-    teacher = latest_epoch_checkpoint(run_dir / "phase1")
-    run("phase 2: distillation", "distill.py", "--student", "student_STMFNet", "--teacher", "STMFNet",
-        "--teacher_dir", str(teacher), "--distill_loss_fn", "1*Lap", "--student_loss_fn", "1*Lap", "--alpha", "0.1",
-        "--optimizer", "ADAMax", "--out_dir", str(run_dir / "phase2"), "--max_steps", str(args.distill_steps),
-        *common)
-    student = latest_epoch_checkpoint(run_dir / "phase2")
+    if not sequence.is_dir():
+        run(f"held-out frames {DEFAULT_TEST_FRAMES.start}-{DEFAULT_TEST_FRAMES.stop - 1} of the clip", logs / "data.txt",
+            "-m", "data.make_demo_data", "--out", str(data), "--test_only")
+    eval_dirs = {}
+    for method, flags in METHODS.items():
+        eval_dirs[method] = run_dir / f"eval_{method.split()[-1].lower()}"
+        run(f"evaluate {method}", logs / f"{eval_dirs[method].name}.txt", "evaluate.py", "--dataset", DATASET,
+            "--data_dir", str(data), "--out_dir", str(eval_dirs[method]), "--device", args.device, *flags)
+    video = run_dir / "bbb_heldout_x2.mp4"
+    run(f"interpolate {args.frames} held-out frames to {2 * CLIP_FPS} fps", logs / "interpolate.txt",
+        "interpolate.py", "--net", "student_STMFNet", "--checkpoint", str(DEMO_CHECKPOINT), "--input", str(sequence),
+        "--input_fps", str(CLIP_FPS), "--max_frames", str(args.frames), "--output", str(video),
+        "--device", args.device)
 
-    eval_dirs = {
-        "student_STMFNet (quickstart)": run_dir / "eval_student",
-        "frame averaging": run_dir / "eval_average",
-        "frame repetition": run_dir / "eval_repeat",
-    }
-    for dataset in DATASETS:
-        base = ["evaluate.py", "--dataset", dataset, "--data_dir", str(sample), "--device", args.device]
-        run(f"evaluate student on {dataset}", *base, "--net", "student_STMFNet", "--checkpoint", str(student),
-            "--out_dir", str(eval_dirs["student_STMFNet (quickstart)"]))
-        for baseline in ("average", "repeat"):
-            method = "frame averaging" if baseline == "average" else "frame repetition"
-            run(f"evaluate {baseline} baseline on {dataset}", *base, "--baseline", baseline,
-                "--out_dir", str(eval_dirs[method]))
-
-    print(f"\nResults on the sample data (run folder {run_dir}, {time.perf_counter() - start:.0f} s in all):\n")
+    windows = len(json.loads((eval_dirs["frame averaging"] / DATASET / "results.json").read_text())["items"])
+    print(f"\nHeld-out frames of the clip ({windows} windows, never seen in training), "
+          f"{time.perf_counter() - start:.0f} s in all:\n")
     print(results_table(eval_dirs))
+    print(f"\nInterpolated video: {video}\nEverything of this run: {run_dir}")
 
 
 if __name__ == "__main__":
