@@ -24,7 +24,7 @@ import models
 from losses import DiscriminatorConfig, Loss
 from optim import make_optimizer, make_scheduler
 from pipeline.checkpoints import Progress, save_last_checkpoint
-from pipeline.output_folder import LOCK, MANIFEST
+from pipeline.output_folder import MANIFEST
 from tiny_dataset import write_tiny_dataset
 
 Arrange = Callable[[Path, pytest.MonkeyPatch], list[str]]
