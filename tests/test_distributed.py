@@ -46,7 +46,7 @@ def batchnorm_train_in_eval_mode(self: nn.Module, mode: bool = True) -> nn.Modul
 
 
 def _record_writes_under(folder: Path, written: list[str]) -> None:
-    """Audit hook: every file or folder under ``folder`` this process opens for writing, renames or creates."""
+    """Audit hook: every file or folder under ``folder`` this process opens for writing, renames into place or creates."""
     folder = os.fspath(folder)
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND
 
@@ -54,7 +54,9 @@ def _record_writes_under(folder: Path, written: list[str]) -> None:
         if event == "open":
             path, mode, flags = args
             writes = any(c in mode for c in "wax+") if isinstance(mode, str) else bool(flags & write_flags)
-        elif event in ("os.rename", "os.mkdir"):
+        elif event == "os.rename":  # also os.replace; the destination is what a reader sees
+            path, writes = args[1], True
+        elif event == "os.mkdir":
             path, writes = args[0], True
         else:
             return
