@@ -38,6 +38,34 @@ def non_finite_tensors(state_dict: dict[str, Any]) -> list[str]:
     ]
 
 
+def state_dict_mismatches(model: nn.Module, state_dict: dict[str, Any]) -> list[str]:
+    """What keeps ``state_dict`` from loading strictly into ``model``: listings of its missing, unexpected and
+    misshaped keys (empty when it fits)."""
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in expected]
+    misshaped = [
+        f"{key} {_shape(state_dict[key])} vs model {tuple(value.shape)}"
+        for key, value in expected.items()
+        if key in state_dict and _shape(state_dict[key]) != tuple(value.shape)
+    ]
+    return [
+        _listing(label, keys)
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("misshaped", misshaped))
+        if keys
+    ]
+
+
+def refuse_non_finite(state_dict: dict[str, Any], source: str) -> None:
+    """Raise ValueError naming the NaN or infinite tensors of ``state_dict``: a diverged run's weights would give
+    black frames and NaN scores without any error."""
+    non_finite = non_finite_tensors(state_dict)
+    if non_finite:
+        raise ValueError(
+            f"{source} holds NaN or infinite weights; nothing was loaded. " + _listing("tensors", non_finite)
+        )
+
+
 def load_checkpoint(model: nn.Module, path: PathType, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a checkpoint into ``model`` strictly and return the whole checkpoint (e.g. to read ``"epoch"``).
 
@@ -59,28 +87,11 @@ def load_checkpoint(model: nn.Module, path: PathType, map_location: Any = "cpu")
         raise ValueError(f"{path}: 'state_dict' is a {type(state_dict).__name__}, expected a dict")
     state_dict = _strip_data_parallel_prefix(state_dict)
 
-    expected = model.state_dict()
-    missing = [key for key in expected if key not in state_dict]
-    unexpected = [key for key in state_dict if key not in expected]
-    misshaped = [
-        f"{key} {_shape(state_dict[key])} vs model {tuple(value.shape)}"
-        for key, value in expected.items()
-        if key in state_dict and _shape(state_dict[key]) != tuple(value.shape)
-    ]
-    if missing or unexpected or misshaped:
-        problems = [
-            _listing(label, keys)
-            for label, keys in (("missing", missing), ("unexpected", unexpected), ("misshaped", misshaped))
-            if keys
-        ]
+    problems = state_dict_mismatches(model, state_dict)
+    if problems:
         raise ValueError(
             f"checkpoint {path} does not match {type(model).__name__}; nothing was loaded. " + "; ".join(problems)
         )
-    # A diverged run's weights would give black frames and NaN scores without any error: refuse them here.
-    non_finite = non_finite_tensors(state_dict)
-    if non_finite:
-        raise ValueError(
-            f"checkpoint {path} holds NaN or infinite weights; nothing was loaded. " + _listing("tensors", non_finite)
-        )
+    refuse_non_finite(state_dict, f"checkpoint {path}")
     model.load_state_dict(state_dict, strict=True)
     return checkpoint

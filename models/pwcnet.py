@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from common.files import PathType
 from cupy_module.correlation import correlation
+from models.checkpoint import refuse_non_finite, state_dict_mismatches
 
 # Channels of the feature pyramid, finest (1/2 resolution) to coarsest (1/64).
 PYRAMID_CHANNELS = (16, 32, 64, 96, 128, 196)
@@ -188,7 +189,8 @@ def remap_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
 def load_pwc_weights(network: Network, path: PathType) -> None:
     """Load pretrained pytorch-pwc weights (e.g. ``network-default.pytorch``) strictly into ``network``.
 
-    A missing file raises FileNotFoundError; a file that is not readable or not PWC-Net weights, ValueError naming it.
+    A missing file raises FileNotFoundError; a file that is not readable, not PWC-Net weights or holds NaN or infinite
+    weights, ValueError naming it.
     """
     try:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
@@ -200,11 +202,8 @@ def load_pwc_weights(network: Network, path: PathType) -> None:
     if not isinstance(state_dict, Mapping):
         raise ValueError(f"{path} holds a {type(state_dict).__name__}, not pytorch-pwc weights")
     state_dict = remap_state_dict(state_dict)
-    expected = network.state_dict()
-    missing = [key for key in expected if key not in state_dict]
-    unexpected = [key for key in state_dict if key not in expected]
-    misshaped = [key for key in expected if key in state_dict and state_dict[key].shape != expected[key].shape]
-    if missing or unexpected or misshaped:
-        raise ValueError(f"{path} does not hold pytorch-pwc weights ({len(missing)} tensors missing, "
-                         f"{len(unexpected)} unexpected, {len(misshaped)} misshaped)")
+    problems = state_dict_mismatches(network, state_dict)
+    if problems:
+        raise ValueError(f"{path} does not hold pytorch-pwc weights; nothing was loaded. " + "; ".join(problems))
+    refuse_non_finite(state_dict, str(path))
     network.load_state_dict(state_dict, strict=True)

@@ -25,7 +25,7 @@ import models
 import models.stmfnet as stmfnet_module
 from losses.laplacian import LaplacianLoss
 from models.kernel_estimation import KernelEstimation
-from models.pwcnet import Network, backwarp, remap_state_dict
+from models.pwcnet import Network, backwarp, load_pwc_weights, remap_state_dict
 from models.scales import Upsampler_8tap, gaussian_kernel, pad_to_multiple
 from models.stmfnet import Metric
 from utility import gaussian_kernel as utility_gaussian_kernel
@@ -206,6 +206,26 @@ def test_pwcnet_loads_sniklaus_weights(tmp_path, golden_weights):
         torch.testing.assert_close(loaded[key], value.float(), rtol=0, atol=0)
     assert models.STMFNet(pwc_weights=str(path)).flow_estimator.netRefiner.netMain[0].weight.dtype == torch.float32
 
+
+
+def test_pwcnet_refuses_mismatched_or_non_finite_weights(tmp_path):
+    network = Network()
+    sniklaus_format = {key.replace("net", "module"): value.clone() for key, value in network.state_dict().items()}
+    before = {key: value.clone() for key, value in network.state_dict().items()}
+    path = tmp_path / "network-default.pytorch"
+
+    first_key = next(iter(sniklaus_format))
+    torch.save({**sniklaus_format, "moduleExtra.weight": torch.zeros(1)}, path)
+    with pytest.raises(ValueError, match=r"does not hold pytorch-pwc weights.*unexpected \(1\): netExtra\.weight"):
+        load_pwc_weights(network, path)
+
+    sniklaus_format[first_key][0] = float("nan")
+    torch.save(sniklaus_format, path)
+    non_finite_key = first_key.replace("module", "net")
+    with pytest.raises(ValueError, match=r"NaN or infinite weights.*tensors \(1\): " + non_finite_key):
+        load_pwc_weights(network, path)
+    for key, value in network.state_dict().items():
+        assert torch.equal(value, before[key])
 
 def test_backwarp_golden(module_goldens):
     case = module_goldens["backwarp"]
