@@ -3,6 +3,7 @@
     python evaluate.py --net student_STMFNet --data_dir <dir> --checkpoint <pth> --out_dir eval_results \
         --dataset Ucf101_quintuplet
     python evaluate.py --baseline average --data_dir sample_data --dataset Davis90_quintuplet
+    python evaluate.py --backend onnxruntime --onnx student.onnx --data_dir sample_data --dataset Davis90_quintuplet
 
 Writes under <out_dir>/<dataset>/: every interpolated frame as a PNG (the original's file names and rounding),
 results.txt byte for byte in the original's layout for that test set (pipeline/results_file.py), results.json (the
@@ -28,6 +29,7 @@ import torch
 import data
 import models
 from common.files import atomic_write_text, file_sha256
+from deploy.backends import add_backend_arguments, check_backend_arguments, onnx_interpolator, pytorch_interpolator
 from pipeline import cli
 from pipeline.evaluation import (
     BASELINES,
@@ -76,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     new_options.add_argument("--baseline", choices=BASELINES, default=None,
                              help="evaluate a trivial baseline instead of --net: 'average' of the two centre "
                                   "inputs, or 'repeat' of the earlier one; no checkpoint needed")
+    add_backend_arguments(new_options)
     new_options.add_argument("--save_grid", action="store_true",
                              help="also write grids/<item>.png: centre inputs, output, ground truth, error map")
     new_options.add_argument("--overwrite", action="store_true",
@@ -87,19 +90,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_predictor(args: argparse.Namespace, device: torch.device) -> tuple[Predictor, dict[str, Any]]:
-    """The predictor asked for and what results.json records about it (model, checkpoint, its hash and epoch)."""
+    """The predictor asked for and what results.json records about it (model, route, weights file, its hash and
+    epoch)."""
     record: dict[str, Any] = {"checkpoint": None, "checkpoint_sha256": None, "checkpoint_epoch": None}
     if args.baseline is not None:
         return baseline_predictor(args.baseline), {"model": f"baseline_{args.baseline}", **record}
+    if args.backend == "onnxruntime":
+        onnx_file = Path(args.onnx)
+        record.update(model=args.net, backend="onnxruntime", onnx=str(onnx_file.resolve()),
+                      onnx_sha256=file_sha256(onnx_file))
+        return onnx_interpolator(args, device), record
     loaded = cli.load_model(args, device, DEFAULT_CHECKPOINT)
-    record.update(model=args.net, random_weights=loaded.checkpoint is None)
+    record.update(model=args.net, backend="pytorch", precision=args.precision, compiled=args.compile,
+                  random_weights=loaded.checkpoint is None)
     if loaded.checkpoint is not None:
         record.update(
             checkpoint=str(loaded.checkpoint.resolve()),
             checkpoint_sha256=file_sha256(loaded.checkpoint),
             checkpoint_epoch=loaded.epoch,
         )
-    return loaded.model, record
+    return pytorch_interpolator(loaded.model, args.precision, args.compile), record
 
 
 def device_description(device: torch.device) -> str:
@@ -199,13 +209,16 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         device = cli.select_device(args.device, args.gpu_id)
         metrics = build_metrics(args.metrics, device)
         test_set = data.build_test_set(args.dataset, args.data_dir)
+        if args.baseline is None:
+            check_backend_arguments(args, device)
     except (FileNotFoundError, ValueError) as error:
         raise ScriptError(str(error)) from error
     folder = OutputFolder(dataset_dir, "evaluate.py", "--out_dir",
                           [*output_files(test_set, args.save_grid), *RESULT_FILES, LOG_FILE])
     inputs = {"--data_dir": [test_set.root, *{path.parent for item in test_set.items for path in item.frame_paths}]}
     if args.baseline is None:
-        inputs["--checkpoint"] = [args.checkpoint]
+        weights_flag = "--onnx" if args.backend == "onnxruntime" else "--checkpoint"
+        inputs[weights_flag] = [getattr(args, weights_flag[2:])]
     check_not_overlapping(dataset_dir, "--out_dir", inputs)
     folder.check(args.overwrite)
     check_frames(test_set, list(metrics))
@@ -221,8 +234,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         if predictor_record.get("random_weights"):
             logger.warning("%s has RANDOM weights (--allow_random): the scores are meaningless", args.net)
         logger.info(
-            "Evaluating %s (checkpoint %s) on %s: %d items from %s, device %s",
-            predictor_record["model"], predictor_record["checkpoint"], args.dataset, len(test_set), test_set.root,
+            "Evaluating %s (%s) on %s: %d items from %s, device %s",
+            predictor_record["model"], predictor_record.get("onnx") or f"checkpoint {predictor_record['checkpoint']}",
+            args.dataset, len(test_set), test_set.root,
             device_description(device),
         )
 

@@ -1,5 +1,6 @@
 """ONNX export: the traceable op forms equal the ops, the exported graph is standard ONNX, and ONNX Runtime's
 CPU provider reproduces the PyTorch model on real frames at two sizes (one not a multiple of 128)."""
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -7,12 +8,14 @@ import onnx
 import pytest
 import torch
 
+import evaluate
 import export_onnx
 import interpolate
 import models
 from cupy_module.adacof import FunctionAdaCoF, adacof_traceable
 from cupy_module.correlation import correlation, correlation_traceable
 from cupy_module.softsplat import _Splat, splat_traceable
+from data.make_sample import build_sample
 from data.video import read_video_frames
 from deploy.backends import pytorch_interpolator
 from deploy.onnx_export import INPUT_NAMES, OUTPUT_NAME, export_model
@@ -200,3 +203,35 @@ def test_bf16_route_runs_convolutions_in_bfloat16():
     assert got.dtype == torch.float32
     difference = (got - reference).abs().max().item()
     assert 0 < difference < 0.1 * reference.abs().max().item()
+
+
+def test_evaluate_runs_an_onnx_model(tmp_path):
+    """evaluate.py --backend onnxruntime scores what the graph returns and records the file it ran."""
+    build_sample(CLIP, tmp_path / "sample")
+    model = _averaging_onnx(tmp_path / "average.onnx")
+    common = ["--data_dir", str(tmp_path / "sample"), "--dataset", "Davis90_quintuplet", "--device", "cpu"]
+    record = evaluate.main([*common, "--backend", "onnxruntime", "--onnx", str(model), "--out_dir",
+                            str(tmp_path / "ort")])
+    baseline = evaluate.main([*common, "--baseline", "average", "--out_dir", str(tmp_path / "average")])
+    assert record["backend"] == "onnxruntime" and record["onnx"] == str(model.resolve())
+    assert record["onnx_sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert [item["scores"] for item in record["items"]] == [item["scores"] for item in baseline["items"]]
+    assert record["mean"]["PSNR"] == baseline["mean"]["PSNR"] > 20
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--backend", "onnxruntime"], "needs --onnx"),
+    (["--backend", "onnxruntime", "--onnx", "missing.onnx"], "--onnx missing.onnx not found"),
+    (["--onnx", "model.onnx"], "only read with --backend onnxruntime"),
+    (["--backend", "onnxruntime", "--onnx", "ONNX", "--compile"], "apply to --backend pytorch only"),
+])
+def test_evaluate_backend_flag_errors(tmp_path, capsys, flags, message):
+    build_sample(CLIP, tmp_path / "sample")
+    model = str(_averaging_onnx(tmp_path / "model.onnx"))
+    flags = [model if flag == "ONNX" else flag for flag in flags]
+    with pytest.raises(SystemExit) as raised:
+        evaluate.main(["--data_dir", str(tmp_path / "sample"), "--dataset", "Davis90_quintuplet", "--device", "cpu",
+                       "--out_dir", str(tmp_path / "out"), *flags])
+    error = capsys.readouterr().err.strip()
+    assert raised.value.code != 0 and message in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
