@@ -20,11 +20,13 @@ import random
 from argparse import Namespace
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from bisect import bisect_right
 from typing import Any, Optional
 
 import numpy as np
 import torch
 from torch import nn
+from torch.optim import lr_scheduler
 
 from common.files import PathType, atomic_save, remove_stale_temporaries
 from pipeline.distributed import unwrap_model
@@ -39,6 +41,8 @@ NETWORK_FLAGS = ("net", "student", "teacher")
 LAST_CHECKPOINT = "last.pth"
 # Flags that may change between a run and its --resume without changing what the resumed steps compute.
 RESUME_FREE_FLAGS = ("resume", "max_steps", "num_workers", "device", "gpu_id", "load", "seed", "debug")
+# Flags of the learning-rate schedule: a run resumed with other values continues on the schedule they describe.
+SCHEDULE_FLAGS = ("lr", "lr_decay", "decay_type", "gamma", "patience")
 
 
 def checkpoint_dir(out_dir: PathType) -> Path:
@@ -247,9 +251,13 @@ def start_progress(
         return Progress(seed=seed, steps_per_epoch=steps_per_epoch, world_size=world_size)
     _check_items_per_step(resume_state, args.batch_size, world_size)
     ignored = (*RESUME_FREE_FLAGS, "batch_size")  # checked above, with the number of processes
-    for name, (before, now) in changed_arguments(resume_state["args"], args, ignored).items():
+    changes = changed_arguments(resume_state["args"], args, ignored)
+    for name, (before, now) in changes.items():
         logger.warning("--%s is %s in the resumed run, %s before", name, now, before)
+    new_schedule = states["scheduler"].state_dict()
     progress = Progress.from_dict(restore_last_checkpoint(resume_state, **states))
+    if set(changes) & set(SCHEDULE_FLAGS):
+        continue_on_new_schedule(states["scheduler"], new_schedule, args.lr, "lr" in changes)
     if progress.steps_per_epoch != steps_per_epoch:
         raise ScriptError(
             f"--resume: the run had {progress.steps_per_epoch} steps per epoch, now {steps_per_epoch}; keep "
@@ -257,6 +265,39 @@ def start_progress(
         )
     progress.world_size = world_size
     return progress
+
+
+def continue_on_new_schedule(
+    scheduler: Any, new_schedule: dict[str, Any], lr: float, lr_changed: bool
+) -> None:
+    """Put a restored ``scheduler`` on the schedule of the current flags (``new_schedule``: the state of a
+    scheduler built from them) at the restored epoch, and set the optimizer's rate accordingly.
+
+    A restored scheduler state alone would bring back the old step size, milestones, factor and base rate, and the
+    changed flags would have no effect. The plateau schedule keeps its record of the best score.
+    """
+    restored = scheduler.state_dict()
+    groups = scheduler.optimizer.param_groups
+    if isinstance(scheduler, lr_scheduler.ReduceLROnPlateau):
+        kept = restored if "best" in restored else new_schedule
+        state = {**kept, "patience": new_schedule["patience"], "factor": new_schedule["factor"]}
+        rates = [lr if lr_changed else group["lr"] for group in groups]
+    else:
+        epoch = restored["last_epoch"]
+        state = {**new_schedule, "last_epoch": epoch, "_step_count": restored.get("_step_count", epoch + 1)}
+        rates = [base * state["gamma"] ** _decays_done(state) for base in state["base_lrs"]]
+    scheduler.load_state_dict({**state, "_last_lr": rates})
+    for group, rate in zip(groups, rates):
+        group["lr"] = rate
+    logger.warning("The learning rate continues on the new schedule at epoch %d: %s", state["last_epoch"],
+                   ", ".join(f"{rate:g}" for rate in rates))
+
+
+def _decays_done(schedule: dict[str, Any]) -> int:
+    """How many times a step or multistep schedule (as its state) has decayed by its ``last_epoch``."""
+    if "milestones" in schedule:
+        return bisect_right(sorted(schedule["milestones"].elements()), schedule["last_epoch"])
+    return schedule["last_epoch"] // schedule["step_size"]
 
 
 def _check_items_per_step(resume_state: dict[str, Any], batch_size: int, world_size: int) -> None:

@@ -10,6 +10,7 @@ import random
 import shutil
 import subprocess
 import sys
+from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +21,15 @@ import losses
 import train
 from models import get_model_class
 from conftest import disk_filling_after
+from optim import make_scheduler
 from pipeline.checkpoints import (
+    Progress,
     last_checkpoint_path,
     load_last_checkpoint,
     restore_rng_states,
     rng_states,
     save_last_checkpoint,
+    start_progress,
 )
 from pipeline.sparsity import append_density, overall_density
 from tiny_dataset import PATCH, write_tiny_dataset
@@ -322,3 +326,45 @@ def test_density_file_has_the_original_format(tmp_path):
     append_density(tmp_path, 0.75, 31.5)
     append_density(tmp_path, 0.5, 32.25)
     assert (tmp_path / "density results.txt").read_text() == "0.75,31.5,\n0.5,32.25,\n"
+
+
+def _resume_with_schedule(old_flags: dict, new_flags: dict, epochs_done: int) -> torch.optim.Optimizer:
+    """A run of ``old_flags`` stepped for ``epochs_done`` epochs, then resumed with ``new_flags``; returns the
+    resumed optimizer (its rate is what the next step uses)."""
+    base = {"lr": 1e-3, "lr_decay": 1000, "decay_type": "step", "gamma": 0.5, "patience": None, "batch_size": 2}
+
+    def build(flags):
+        args = Namespace(**{**base, **flags})
+        model = torch.nn.Linear(2, 2)
+        optimizer = torch.optim.Adamax(model.parameters(), lr=args.lr)
+        return args, model, optimizer, make_scheduler(args, optimizer)
+
+    old_args, model, optimizer, scheduler = build(old_flags)
+    for _ in range(epochs_done):
+        optimizer.step()
+        scheduler.step()
+    saved = {"args": vars(old_args), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "loss": {}, "rng": rng_states(),
+             "progress": Progress(seed=0, steps_per_epoch=4, epoch=epochs_done).to_dict()}
+    new_args, model, optimizer, scheduler = build(new_flags)
+    start_progress(new_args, 0, 4, 1, saved, model=model, optimizer=optimizer, scheduler=scheduler,
+                   loss=torch.nn.Module())
+    assert scheduler.last_epoch == epochs_done
+    return optimizer
+
+
+@pytest.mark.parametrize("new_flags, expected_rate", [
+    ({}, 1e-3),  # unchanged flags: the saved schedule as it was
+    ({"decay_type": "step_3_5"}, 2.5e-4),  # two milestones passed by epoch 6
+    ({"lr_decay": 4, "gamma": 0.1}, 1e-4),  # one decay of the new step size
+    ({"lr": 4e-3, "lr_decay": 4}, 2e-3),  # the new base rate, decayed once
+    ({"decay_type": "plateau", "patience": 3, "lr": 3e-3}, 3e-3),
+])
+def test_resume_with_other_schedule_flags_continues_on_the_new_schedule(new_flags, expected_rate):
+    optimizer = _resume_with_schedule({}, new_flags, epochs_done=6)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(expected_rate, rel=1e-12)
+
+
+def test_resumed_new_schedule_keeps_decaying_from_the_saved_epoch():
+    optimizer = _resume_with_schedule({"lr_decay": 2}, {"lr_decay": 3}, epochs_done=5)  # 1e-3 * 0.5 ** (5 // 3)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(5e-4, rel=1e-12)
