@@ -1,9 +1,7 @@
 """Export ST-MFNet (teacher) or ST-MFNet Mini (student) to an ONNX file that any ONNX runtime can run.
 
     python export_onnx.py --net student_STMFNet --checkpoint stmfnet_mini.pth --out student.onnx
-
-The teacher (STMFNet) is refused for now: its graph exports, but ONNX Runtime fails on frame sizes other than the
-traced one (a shape in the PWC-Net / softmax-splatting branch is fixed at export time).
+    python export_onnx.py --net STMFNet --checkpoint stmfnet.pth --out teacher.onnx
 
 Inputs I0, I1, I2, I3: four N x 3 x H x W float32 frames in [0, 1] in temporal order; output ``middle``: the
 N x 3 x H x W frame halfway between I1 and I2. Batch, height and width are dynamic (the padding to a multiple of
@@ -48,9 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_arguments(args: argparse.Namespace) -> Path:
     out = Path(args.out)
-    if args.net == "STMFNet":
-        raise ValueError("--net STMFNet cannot be exported yet (a shape of its PWC-Net branch is fixed at export "
-                         "time); export student_STMFNet")
     if args.checkpoint is None and not args.allow_random:
         raise ValueError("--checkpoint PATH is required (or --allow_random to export random weights)")
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():

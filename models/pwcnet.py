@@ -43,14 +43,13 @@ def backwarp(frame: Tensor, flow: Tensor) -> Tensor:
     falls to 0.999 or below sampled outside the frame and are set to zero (the mask carries no gradient).
     """
     batch, _, height, width = flow.shape
-    horizontal = torch.linspace(-1.0 + 1.0 / width, 1.0 - 1.0 / width, width, dtype=flow.dtype, device=flow.device)
-    vertical = torch.linspace(-1.0 + 1.0 / height, 1.0 - 1.0 / height, height, dtype=flow.dtype, device=flow.device)
+    horizontal = _pixel_centres(width, flow)
+    vertical = _pixel_centres(height, flow)
     grid = torch.stack(torch.meshgrid(horizontal, vertical, indexing="xy"), dim=-1)  # (H, W, 2) as (x, y)
-
-    flow_scale = torch.tensor(
-        [(frame.shape[3] - 1.0) / 2.0, (frame.shape[2] - 1.0) / 2.0], dtype=flow.dtype, device=flow.device
-    )
-    sample_at = grid + flow.permute(0, 2, 3, 1) / flow_scale
+    # Divided channel by channel (not by a tensor made from the sizes), so that an exported graph keeps them dynamic.
+    flow_x, flow_y = flow.permute(0, 2, 3, 1).unbind(-1)
+    sample_at = grid + torch.stack([flow_x / ((frame.shape[3] - 1.0) / 2.0), flow_y / ((frame.shape[2] - 1.0) / 2.0)],
+                                   dim=-1)
 
     ones = flow.new_ones(batch, 1, height, width)
     warped = F.grid_sample(
@@ -58,6 +57,14 @@ def backwarp(frame: Tensor, flow: Tensor) -> Tensor:
     )
     valid = (warped[:, -1:] > 0.999).to(warped.dtype)  # a comparison: no gradient through the mask
     return warped[:, :-1] * valid
+
+
+def _pixel_centres(size: int, like: Tensor) -> Tensor:
+    """``linspace(-1 + 1/size, 1 - 1/size, size)``; under ONNX export the same centres from ``arange`` (within
+    float rounding), because ``linspace`` would fix the traced size in the graph."""
+    if torch.compiler.is_exporting():
+        return (torch.arange(size, dtype=like.dtype, device=like.device) * 2 + 1) / size - 1
+    return torch.linspace(-1.0 + 1.0 / size, 1.0 - 1.0 / size, size, dtype=like.dtype, device=like.device)
 
 
 def _conv_leaky(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1) -> list[nn.Module]:
