@@ -22,8 +22,8 @@ class Conv3d(nn.Conv3d):
 
     PyTorch's CPU dispatch sends 3D convolutions to its generic ``slow_conv3d`` kernel; ``torch.mkldnn_convolution``
     computes the same convolution (to float32 rounding, with autograd) several times faster. Other dtypes and
-    devices take the usual path, so float64 results are unchanged, and so does an export (ONNX has no oneDNN op).
-    Parameters and state-dict keys are those of
+    devices take the usual path, so float64 results are unchanged, and so do ONNX export (ONNX has no oneDNN op) and
+    ``torch.compile`` (its fake tensors cannot enter the oneDNN call). Parameters and state-dict keys are those of
     ``nn.Conv3d``.
     """
 
@@ -31,7 +31,7 @@ class Conv3d(nn.Conv3d):
         if (x.device.type == "cpu" and x.dtype == torch.float32 and self.weight.dtype == torch.float32
                 and self.padding_mode == "zeros" and not isinstance(self.padding, str)
                 and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
-                and not torch.compiler.is_exporting()):
+                and not torch.compiler.is_compiling()):
             return torch.mkldnn_convolution(x, self.weight, self.bias, self.padding, self.stride, self.dilation,
                                             self.groups)
         if self.bias is None and torch.compiler.is_exporting():

@@ -205,6 +205,20 @@ def test_bf16_route_runs_convolutions_in_bfloat16():
     assert 0 < difference < 0.1 * reference.abs().max().item()
 
 
+@pytest.mark.slow
+def test_compiled_route_matches_eager_float32():
+    """--compile (inductor) runs the whole student, the traced AdaCoF and the 3D convolutions included, and keeps the
+    eager float32 numbers to float rounding."""
+    torch.manual_seed(0)
+    model = models.student_STMFNet().eval()
+    frames = _real_frames(64, 96)
+    with torch.no_grad():
+        reference = model(*frames)
+    got = pytorch_interpolator(model, "fp32", compile=True)(*frames)
+    assert got.shape == reference.shape
+    assert (got - reference).abs().max().item() <= 1e-5
+
+
 def test_evaluate_runs_an_onnx_model(tmp_path):
     """evaluate.py --backend onnxruntime scores what the graph returns and records the file it ran."""
     build_sample(CLIP, tmp_path / "sample")
