@@ -9,12 +9,34 @@ spatial resolution, time is never strided.
 Attribute names (``stem.0``, ``layer2.0.conv1.0``, ``layer2.0.downsample.1``, ``fg.attn_layer.0``, ...)
 are the state-dict keys of the published checkpoints.
 """
-from typing import Callable, Sequence, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
 Norm = Union[bool, str, None]
+# Read once: torch.compile cannot trace the query, and would split the graph at every 3D convolution.
+ONEDNN_AVAILABLE = torch.backends.mkldnn.is_available()
+
+
+@torch.library.custom_op("stmfnet::onednn_conv3d", mutates_args=())
+def onednn_conv3d(x: Tensor, weight: Tensor, bias: Optional[Tensor], padding: Sequence[int], stride: Sequence[int],
+                  dilation: Sequence[int], groups: int) -> Tensor:
+    """``torch.mkldnn_convolution`` as an opaque op, so that ``torch.compile`` calls it as it is (inference only:
+    it has no autograd formula, and training is not compiled). The result is channels-last, oneDNN's own layout,
+    whatever the input's, so that the compiler knows its strides."""
+    output = torch.mkldnn_convolution(x, weight, bias, padding, stride, dilation, groups)
+    return output.contiguous(memory_format=torch.channels_last_3d)
+
+
+@onednn_conv3d.register_fake
+def _(x: Tensor, weight: Tensor, bias: Optional[Tensor], padding: Sequence[int], stride: Sequence[int],
+      dilation: Sequence[int], groups: int) -> Tensor:
+    size = [x.shape[0], weight.shape[0]]
+    for axis in range(3):
+        extent = dilation[axis] * (weight.shape[2 + axis] - 1) + 1
+        size.append((x.shape[2 + axis] + 2 * padding[axis] - extent) // stride[axis] + 1)
+    return torch.empty(size, dtype=x.dtype, device=x.device, memory_format=torch.channels_last_3d)
 
 
 class Conv3d(nn.Conv3d):
@@ -22,19 +44,19 @@ class Conv3d(nn.Conv3d):
 
     PyTorch's CPU dispatch sends 3D convolutions to its generic ``slow_conv3d`` kernel; ``torch.mkldnn_convolution``
     computes the same convolution (to float32 rounding, with autograd) several times faster. Other dtypes and
-    devices take the usual path, so float64 results are unchanged, and so do ONNX export (ONNX has no oneDNN op) and
-    ``torch.compile`` (its fake tensors cannot enter the oneDNN call). Parameters and state-dict keys are those of
-    ``nn.Conv3d``.
+    devices take the usual path, so float64 results are unchanged, and so does ONNX export (ONNX has no oneDNN op);
+    under ``torch.compile`` the call goes through the opaque :func:`onednn_conv3d`, whose fake-tensor rule gives
+    the compiler the output shape. Parameters and state-dict keys are those of ``nn.Conv3d``.
     """
 
     def forward(self, x: Tensor) -> Tensor:
+        exporting = torch.compiler.is_exporting()
         if (x.device.type == "cpu" and x.dtype == torch.float32 and self.weight.dtype == torch.float32
                 and self.padding_mode == "zeros" and not isinstance(self.padding, str)
-                and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
-                and not torch.compiler.is_compiling()):
-            return torch.mkldnn_convolution(x, self.weight, self.bias, self.padding, self.stride, self.dilation,
-                                            self.groups)
-        if self.bias is None and torch.compiler.is_exporting():
+                and ONEDNN_AVAILABLE and torch.backends.mkldnn.enabled and not exporting):
+            convolve = onednn_conv3d if torch.compiler.is_compiling() else torch.mkldnn_convolution
+            return convolve(x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups)
+        if self.bias is None and exporting:
             # torch 2.14's ONNX exporter gives a bias-free Conv3d a misshapen zero bias; an explicit one exports right.
             return self._conv_forward(x, self.weight, self.weight.new_zeros(self.out_channels))
         return super().forward(x)

@@ -207,11 +207,13 @@ def test_bf16_route_runs_convolutions_in_bfloat16():
 
 @pytest.mark.slow
 def test_compiled_route_matches_eager_float32():
-    """--compile (inductor) runs the whole student, the traced AdaCoF and the 3D convolutions included, and keeps the
-    eager float32 numbers to float rounding."""
+    """--compile (inductor) runs the whole student as one graph, the traced AdaCoF and the oneDNN 3D convolutions
+    included, and keeps the eager float32 numbers to float rounding."""
     torch.manual_seed(0)
     model = models.student_STMFNet().eval()
     frames = _real_frames(64, 96)
+    with torch.no_grad():
+        assert torch._dynamo.explain(model)(*frames).graph_break_count == 0
     with torch.no_grad():
         reference = model(*frames)
     got = pytorch_interpolator(model, "fp32", compile=True)(*frames)
