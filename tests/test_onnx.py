@@ -276,3 +276,13 @@ def test_pwc_backward_warp_keeps_frame_sizes_dynamic_in_onnx(tmp_path):
         (got,) = session.run(None, {"frame": frame.numpy(), "flow": flow.numpy()})
         assert got.shape == (batch, 3, height, width)
         assert np.abs(got - backwarp(frame, flow).numpy()).max() <= PARITY_TOLERANCE
+
+
+def test_precision_check_scores_saved_frames_over_evenly_spread_windows():
+    from tools.precision_check import psnr_8bit, window_starts
+
+    assert window_starts(132, 8) == [0, 18, 36, 54, 71, 89, 107, 125]
+    assert window_starts(10, 8) == [0, 1, 2, 3]
+    target = torch.full((1, 3, 4, 4), 128 / 255)
+    # One grey level off everywhere: 20 log10(255) dB; the output is rounded to 8 bits before scoring.
+    assert psnr_8bit(target + 1 / 255 + 0.4 / 255, target) == pytest.approx(20 * np.log10(255), abs=1e-4)

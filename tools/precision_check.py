@@ -1,0 +1,76 @@
+"""What ``--precision bf16`` costs in quality: PSNR of float32 and bfloat16 outputs against the real middle frames.
+
+    python tools/precision_check.py                                   # the demo student on the shipped clip
+    python tools/precision_check.py --checkpoint stmfnet_mini.pth --windows 16
+
+Windows of the clip at 256x448: frames k, k+2, k+4, k+6 in, frame k+3 as the ground truth, k spread evenly over
+the clip. Each output is rounded to 8 bits as the scripts save it. Prints one line per window and the means: PSNR
+of float32 and of bf16 against the ground truth, their difference, and the PSNR of the bf16 output against the
+float32 one (how far the two routes are apart).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+import models  # noqa: E402
+from data.video import read_video_frames  # noqa: E402
+from deploy.backends import pytorch_interpolator  # noqa: E402
+from models.checkpoint import load_checkpoint  # noqa: E402
+
+CLIP = REPO_ROOT / "assets" / "bbb_448x256.mp4"
+DEMO_CHECKPOINT = REPO_ROOT / "assets" / "demo_student.pth"
+WINDOW = (0, 2, 4, 6)  # input offsets; the target is frame k + 3
+TARGET = 3
+
+
+def psnr_8bit(output: Tensor, target: Tensor) -> float:
+    """PSNR (dB) of ``output`` rounded to 8 bits, as saved, against ``target`` (both in [0, 1])."""
+    saved = (output.clamp(0, 1) * 255).round() / 255
+    return -10 * torch.log10((saved - target).pow(2).mean()).item()
+
+
+def window_starts(frame_count: int, windows: int) -> list[int]:
+    last = frame_count - 1 - WINDOW[-1]
+    return sorted({round(index * last / max(windows - 1, 1)) for index in range(windows)})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--net", default="student_STMFNet", choices=list(models.MODELS))
+    parser.add_argument("--checkpoint", default=str(DEMO_CHECKPOINT), help="weights to compare the routes with")
+    parser.add_argument("--windows", type=int, default=8, help="windows of the clip to score")
+    args = parser.parse_args(argv)
+    if not Path(args.checkpoint).is_file():
+        parser.error(f"--checkpoint {args.checkpoint} not found")
+
+    model = models.get_model_class(args.net)()
+    load_checkpoint(model, args.checkpoint)
+    model.eval()
+    frames = [torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255 for frame in read_video_frames(CLIP)]
+    routes = {"fp32": pytorch_interpolator(model, "fp32"), "bf16": pytorch_interpolator(model, "bf16")}
+
+    rows = []
+    print("window  fp32 dB  bf16 dB  bf16-fp32  bf16 vs fp32 output")
+    for start in window_starts(len(frames), args.windows):
+        inputs = [frames[start + offset] for offset in WINDOW]
+        target = frames[start + TARGET]
+        fp32, bf16 = (route(*inputs) for route in routes.values())
+        row = (psnr_8bit(fp32, target), psnr_8bit(bf16, target), psnr_8bit(bf16, fp32.clamp(0, 1)))
+        rows.append(row)
+        print(f"{start:6d}  {row[0]:7.3f}  {row[1]:7.3f}  {row[1] - row[0]:+9.4f}  {row[2]:8.2f}", flush=True)
+    fp32_mean, bf16_mean, apart = (statistics.mean(column) for column in zip(*rows))
+    print(f"mean    {fp32_mean:7.3f}  {bf16_mean:7.3f}  {bf16_mean - fp32_mean:+9.4f}  {apart:8.2f}")
+
+
+if __name__ == "__main__":
+    main()
