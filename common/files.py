@@ -111,13 +111,14 @@ def remove_stale_temporaries(folder: PathType) -> list[Path]:
     removed = []
     for candidate in sorted(folder.glob(f".*{TEMPORARY_SUFFIX}")) if folder.is_dir() else ():
         match = pattern.fullmatch(candidate.name)
-        if match and candidate.is_file() and not _other_process_running(int(match[1])):
+        if match and candidate.is_file() and not other_process_running(int(match[1])):
             candidate.unlink(missing_ok=True)
             removed.append(candidate)
     return removed
 
 
-def _other_process_running(pid: int) -> bool:
+def other_process_running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not this one."""
     if pid == os.getpid():
         return False
     try:

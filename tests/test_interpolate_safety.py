@@ -7,6 +7,8 @@ from __future__ import annotations
 import errno
 import json
 import os
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -105,6 +107,28 @@ def test_empty_folder_is_a_valid_output(tmp_path):
     (tmp_path / "empty").mkdir()
     run("--input", str(frames), "--output", str(tmp_path / "empty"))
     assert len(read_folder(tmp_path / "empty")) == 3
+
+
+@pytest.mark.parametrize("output_name", ["out.mp4", "out"])
+def test_a_killed_run_s_partial_output_is_deleted_by_the_next_run(tmp_path, output_name):
+    """kill -9 leaves the hidden partial output; the next run into the same target deletes it once its process is
+    gone, and keeps those of running processes and every other file."""
+    frames = write_folder(tmp_path / "frames", random_frames(2, 8, 12))
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    target = Path(output_name)
+    dead = tmp_path / f".{target.stem}.{finished.pid}-0123abcd.partial{target.suffix}"
+    alive = tmp_path / f".{target.stem}.{os.getppid()}-89abcdef.partial{target.suffix}"
+    for partial in (dead, alive):
+        if target.suffix:
+            partial.write_bytes(b"half a video")
+        else:
+            partial.mkdir()
+            (partial / "000000.png").write_bytes(b"half a frame")
+    (tmp_path / f".{target.stem}.notes").write_text("the user's")
+    run("--input", str(frames), "--output", str(tmp_path / output_name))
+    assert not dead.exists() and alive.exists() and (tmp_path / f".{target.stem}.notes").exists()
+    assert (tmp_path / output_name).exists()
 
 
 @pytest.mark.parametrize("spelling", ["frames", "frames/", "frames/../frames", "link", ".", "inner/..", "./"])

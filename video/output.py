@@ -8,7 +8,8 @@ A PNG-folder output holds ``000000.png``, ``000001.png``, ... and a marker, ``.i
 frames it holds. ``--overwrite`` replaces a file, or a folder whose marker accounts for every file in it; any other
 non-empty folder is refused, as is an output that is the input or contains it, however the path is spelled
 (``inner/..``, symbolic links). A replaced folder is swapped out by renames and then only the files its marker
-lists are deleted.
+lists are deleted. The hidden partial output of a run that was killed is deleted by the next run into the same
+target, once its process is gone.
 """
 from __future__ import annotations
 
@@ -16,9 +17,13 @@ import errno
 import json
 import logging
 import os
+import re
 import secrets
+import shutil
 from pathlib import Path
 from typing import Optional
+
+from common.files import other_process_running
 
 MARKER_NAME = ".interpolate.json"
 PROGRAM = "interpolate.py"
@@ -34,6 +39,26 @@ def frame_name(index: int) -> str:
 def run_temporary_path(path: Path, tag: str = "partial") -> Path:
     """A hidden name beside ``path`` unique to this run; it keeps the suffix (FFmpeg picks the container from it)."""
     return path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.{tag}{path.suffix}")
+
+
+def remove_stale_partials(path: Path) -> list[Path]:
+    """Delete the partial outputs (:func:`run_temporary_path` names) for ``path`` that runs killed before they could
+    clean up left beside it: those whose process no longer runs (this process may be writing several). Returns
+    them."""
+    pattern = re.compile(rf"\.{re.escape(path.stem)}\.(\d+)-[0-9a-f]{{8}}\.partial{re.escape(path.suffix)}")
+    removed = []
+    for candidate in sorted(path.parent.iterdir()) if path.parent.is_dir() else ():
+        match = pattern.fullmatch(candidate.name)
+        if not match or int(match[1]) == os.getpid() or other_process_running(int(match[1])) or candidate.is_symlink():
+            continue
+        if candidate.is_dir():
+            shutil.rmtree(candidate)
+        else:
+            candidate.unlink()
+        removed.append(candidate)
+    if removed:
+        logger.warning("deleted the partial output of a killed run: %s", ", ".join(str(item) for item in removed))
+    return removed
 
 
 def make_parents(path: Path) -> list[Path]:

@@ -31,6 +31,7 @@ from video.output import (
     publish_file,
     publish_folder,
     remove_folders,
+    remove_stale_partials,
     run_temporary_path,
 )
 DEFAULT_CODEC = "libx264"
@@ -165,6 +166,7 @@ class VideoWriter(_CompleteOrAbort):
             options["preset"] = preset
 
         self.created_folders = make_parents(self.path)
+        remove_stale_partials(self.path)
         self.temporary = run_temporary_path(self.path)
         try:
             os.close(os.open(self.temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # claim the name
@@ -246,6 +248,7 @@ class PNGFolderWriter(_CompleteOrAbort):
         self.replace = replace
         self.frames_written = 0
         self.created_folders = make_parents(self.path)
+        remove_stale_partials(self.path)
         self.temporary = run_temporary_path(self.path)
         try:
             self.temporary.mkdir()
