@@ -8,13 +8,15 @@ Writes
                       sep_trainlist.txt; plus --synthetic septuplets of global motion (below); sep_testlist.txt
                       holds a few windows of the training frames, for train.py's validation pass only
     vfitex/<name>/    the held-out frames (--test_frames) as 001.png, 002.png, ..., which evaluate.py reads as
-                      VFITex_quintuplet (a window every two frames)
+                      VFITex_quintuplet (a window every two frames); with --test_synthetic N instead N synthetic
+                      septuplets of held-out frames, vfitex/<name>-moved-01/ ... (one evaluation window each)
 
 The two frame ranges may not overlap, so nothing evaluated on vfitex/ was seen in training.
 
 Synthetic septuplets: a window of a training frame that moves by a whole number of pixels per frame, so
 every frame, the middle one included, is an exact crop of the same picture (no resampling, exact midpoints).
-They add motion larger and in more directions than the clip has.
+They add motion larger and in more directions than the clip has; made from held-out frames, they test what a
+model learnt about motion on pictures it never saw.
 """
 from __future__ import annotations
 
@@ -64,6 +66,13 @@ def synthetic_septuplet(frame: np.ndarray, speed: tuple[int, int], rng: np.rando
     ]
 
 
+def random_septuplet(frames: list[np.ndarray], among: range, rng: np.random.Generator) -> list[np.ndarray]:
+    """A :func:`synthetic_septuplet` of a random frame of ``among``, at a random speed of up to MAX_SPEED."""
+    frame = frames[int(rng.integers(among.start, among.stop))]
+    speed = (int(rng.integers(-MAX_SPEED, MAX_SPEED + 1)), int(rng.integers(-MAX_SPEED, MAX_SPEED + 1)))
+    return [np.ascontiguousarray(crop) for crop in synthetic_septuplet(frame, speed, rng)]
+
+
 def write_training(frames: list[np.ndarray], train: range, synthetic: int, seed: int, root: Path) -> dict[str, int]:
     sequences = root / "sequences"
     names = []
@@ -77,11 +86,9 @@ def write_training(frames: list[np.ndarray], train: range, synthetic: int, seed:
     rng = np.random.default_rng(seed)
     synthetic_names = []
     for number in range(synthetic):
-        frame = frames[int(rng.integers(train.start, train.stop))]
-        speed = (int(rng.integers(-MAX_SPEED, MAX_SPEED + 1)), int(rng.integers(-MAX_SPEED, MAX_SPEED + 1)))
         name = f"synthetic/{number:04d}"
-        for k, crop in enumerate(synthetic_septuplet(frame, speed, rng)):
-            save_frame(np.ascontiguousarray(crop), sequences / name / f"im{k + 1}.png")
+        for k, crop in enumerate(random_septuplet(frames, train, rng)):
+            save_frame(crop, sequences / name / f"im{k + 1}.png")
         synthetic_names.append(name)
     validation = names[:: max(1, len(names) // VALIDATION_WINDOWS)][:VALIDATION_WINDOWS]
     (root / "sep_trainlist.txt").write_text("\n".join(names + synthetic_names) + "\n")
@@ -95,6 +102,14 @@ def write_test_sequence(frames: list[np.ndarray], test: range, folder: Path) -> 
     return len(test)
 
 
+def write_moved_test(frames: list[np.ndarray], test: range, count: int, seed: int, root: Path, name: str) -> int:
+    """``count`` synthetic septuplets of the held-out frames as sequences ``root/<name>-moved-NN/001.png`` ..."""
+    rng = np.random.default_rng(seed)
+    for number in range(1, count + 1):
+        write_test_sequence(random_septuplet(frames, test, rng), range(SEPTUPLET), root / f"{name}-moved-{number:02d}")
+    return count
+
+
 def build(
     video: PathType,
     out: PathType,
@@ -103,10 +118,13 @@ def build(
     train: Optional[range] = None,
     synthetic: int = 0,
     seed: int = 0,
+    test_synthetic: int = 0,
 ) -> dict[str, int]:
     """Write the layouts (training ones only when ``train`` is given); returns what was written."""
     out = Path(out)
-    targets = [out / "vfitex" / name] + ([out / "vimeo_septuplet"] if train is not None else [])
+    tests = [f"{name}-moved-{number:02d}" for number in range(1, test_synthetic + 1)] if test_synthetic else [name]
+    targets = [out / "vfitex" / test_name for test_name in tests]
+    targets += [out / "vimeo_septuplet"] if train is not None else []
     existing = [str(path) for path in targets if path.exists()]
     if existing:
         raise FileExistsError(f"{', '.join(existing)} already exist; choose another --out or --name")
@@ -116,7 +134,10 @@ def build(
     last_needed = max(test.stop, train.stop if train is not None else 0)
     if len(frames) < last_needed:
         raise ValueError(f"{video} has {len(frames)} frames; the ranges need {last_needed}")
-    counts = {"test frames": write_test_sequence(frames, test, out / "vfitex" / name)}
+    if test_synthetic:
+        counts = {"moved test windows": write_moved_test(frames, test, test_synthetic, seed, out / "vfitex", name)}
+    else:
+        counts = {"test frames": write_test_sequence(frames, test, out / "vfitex" / name)}
     if train is not None:
         counts.update(write_training(frames, train, synthetic, seed, out / "vimeo_septuplet"))
     return counts
@@ -133,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test_only", action="store_true", help="write only the held-out sequence")
     parser.add_argument("--name", default=DEFAULT_TEST_NAME, help="folder name of the held-out sequence under vfitex/")
     parser.add_argument("--synthetic", type=int, default=0, help="number of synthetic global-motion septuplets")
+    parser.add_argument("--test_synthetic", type=int, default=0,
+                        help="write this many synthetic septuplets of the held-out frames instead of their sequence")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic septuplets")
     return parser
 
@@ -144,7 +167,7 @@ def main() -> None:
         raise SystemExit(f"error: --video {args.video} not found")
     try:
         counts = build(args.video, args.out, args.test_frames, args.name,
-                       None if args.test_only else args.train_frames, args.synthetic, args.seed)
+                       None if args.test_only else args.train_frames, args.synthetic, args.seed, args.test_synthetic)
     except (FileExistsError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
     logger.info("Written to %s: %s", args.out, ", ".join(f"{count} {what}" for what, count in counts.items()))

@@ -4,13 +4,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from data import Vimeo90k_quintuplet, build_test_set
 from data.make_demo_data import (
+    MAX_SPEED,
     SYNTHETIC_SIZE,
     build,
     parse_range,
     synthetic_septuplet,
+    write_moved_test,
     write_test_sequence,
     write_training,
 )
@@ -87,3 +90,20 @@ def test_bad_frame_ranges_are_refused(text):
     with pytest.raises(Exception, match="frame range"):
         parse_range(text)
     assert parse_range("3:9") == range(3, 9)
+
+
+def test_moved_test_windows_are_exact_shifts_of_held_out_frames_only(tmp_path):
+    """--test_synthetic: one 7-frame sequence per window, each a crop of one held-out frame moving at a constant
+    whole-pixel speed; training frames never appear."""
+    frames = [_coordinate_frame() for _ in range(12)]
+    for index, frame in enumerate(frames):
+        frame[..., 2] += 10 * index  # the third channel also tells which frame a crop came from
+    write_moved_test(frames, range(8, 12), 5, 0, tmp_path, "clip")
+    assert sorted(path.name for path in tmp_path.iterdir()) == [f"clip-moved-0{n}" for n in range(1, 6)]
+    for sequence in tmp_path.iterdir():
+        crops = [np.asarray(Image.open(sequence / f"{k:03d}.png")) for k in range(1, 8)]
+        origins = [_origin(crop - np.array([0, 0, crop[0, 0, 2] // 10 * 10], dtype=np.uint8)) for crop in crops]
+        assert {int(crop[0, 0, 2]) // 10 for crop in crops} <= set(range(8, 12))
+        assert len({int(crop[0, 0, 2]) // 10 for crop in crops}) == 1
+        steps = {(b[0] - a[0], b[1] - a[1]) for a, b in zip(origins, origins[1:])}
+        assert len(steps) == 1 and all(abs(step) <= MAX_SPEED for step in next(iter(steps)))
