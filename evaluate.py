@@ -109,6 +109,8 @@ def build_predictor(args: argparse.Namespace, device: torch.device) -> tuple[Pre
             checkpoint_sha256=file_sha256(loaded.checkpoint),
             checkpoint_epoch=loaded.epoch,
         )
+    if args.precision == "fp32" and not args.compile:
+        return loaded.model, record  # the default route: the network itself (evaluate() runs it without autograd)
     return pytorch_interpolator(loaded.model, args.precision, args.compile), record
 
 
