@@ -111,23 +111,21 @@ def remove_stale_temporaries(folder: PathType) -> list[Path]:
     removed = []
     for candidate in sorted(folder.glob(f".*{TEMPORARY_SUFFIX}")) if folder.is_dir() else ():
         match = pattern.fullmatch(candidate.name)
-        if match and candidate.is_file() and not other_process_running(int(match[1])):
+        if match and candidate.is_file() and (int(match[1]) == os.getpid() or process_gone(int(match[1]))):
             candidate.unlink(missing_ok=True)
             removed.append(candidate)
     return removed
 
 
-def other_process_running(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not this one."""
-    if pid == os.getpid():
-        return False
+def process_gone(pid: int) -> bool:
+    """Whether no process ``pid`` runs (one of another user counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, under another user
         return True
-    return True
+    except PermissionError:  # it exists, under another user
+        return False
+    return False
 
 
 def file_sha256(path: PathType) -> str:

@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from common.files import other_process_running
+from common.files import process_gone
 
 MARKER_NAME = ".interpolate.json"
 PROGRAM = "interpolate.py"
@@ -43,13 +43,12 @@ def run_temporary_path(path: Path, tag: str = "partial") -> Path:
 
 def remove_stale_partials(path: Path) -> list[Path]:
     """Delete the partial outputs (:func:`run_temporary_path` names) for ``path`` that runs killed before they could
-    clean up left beside it: those whose process no longer runs (this process may be writing several). Returns
-    them."""
+    clean up left beside it: those whose process no longer runs. Returns them."""
     pattern = re.compile(rf"\.{re.escape(path.stem)}\.(\d+)-[0-9a-f]{{8}}\.partial{re.escape(path.suffix)}")
     removed = []
     for candidate in sorted(path.parent.iterdir()) if path.parent.is_dir() else ():
         match = pattern.fullmatch(candidate.name)
-        if not match or int(match[1]) == os.getpid() or other_process_running(int(match[1])) or candidate.is_symlink():
+        if not match or not process_gone(int(match[1])) or candidate.is_symlink():
             continue
         if candidate.is_dir():
             shutil.rmtree(candidate)
