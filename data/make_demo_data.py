@@ -102,11 +102,16 @@ def write_test_sequence(frames: list[np.ndarray], test: range, folder: Path) -> 
     return len(test)
 
 
+def moved_test_names(name: str, count: int) -> list[str]:
+    """The sequence folders of ``count`` synthetic held-out septuplets: ``<name>-moved-01``, ..."""
+    return [f"{name}-moved-{number:02d}" for number in range(1, count + 1)]
+
+
 def write_moved_test(frames: list[np.ndarray], test: range, count: int, seed: int, root: Path, name: str) -> int:
     """``count`` synthetic septuplets of the held-out frames as sequences ``root/<name>-moved-NN/001.png`` ..."""
     rng = np.random.default_rng(seed)
-    for number in range(1, count + 1):
-        write_test_sequence(random_septuplet(frames, test, rng), range(SEPTUPLET), root / f"{name}-moved-{number:02d}")
+    for sequence in moved_test_names(name, count):
+        write_test_sequence(random_septuplet(frames, test, rng), range(SEPTUPLET), root / sequence)
     return count
 
 
@@ -122,7 +127,7 @@ def build(
 ) -> dict[str, int]:
     """Write the layouts (training ones only when ``train`` is given); returns what was written."""
     out = Path(out)
-    tests = [f"{name}-moved-{number:02d}" for number in range(1, test_synthetic + 1)] if test_synthetic else [name]
+    tests = moved_test_names(name, test_synthetic) if test_synthetic else [name]
     targets = [out / "vfitex" / test_name for test_name in tests]
     targets += [out / "vimeo_septuplet"] if train is not None else []
     existing = [str(path) for path in targets if path.exists()]

@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 import random
 from argparse import Namespace
+from bisect import bisect_right
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from bisect import bisect_right
 from typing import Any, Optional
 
 import numpy as np
@@ -267,9 +267,7 @@ def start_progress(
     return progress
 
 
-def continue_on_new_schedule(
-    scheduler: Any, new_schedule: dict[str, Any], lr: float, lr_changed: bool
-) -> None:
+def continue_on_new_schedule(scheduler: Any, new_schedule: dict[str, Any], lr: float, lr_changed: bool) -> None:
     """Put a restored ``scheduler`` on the schedule of the current flags (``new_schedule``: the state of a
     scheduler built from them) at the restored epoch, and set the optimizer's rate accordingly.
 
