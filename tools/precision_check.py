@@ -4,9 +4,9 @@
     python tools/precision_check.py --checkpoint stmfnet_mini.pth --windows 16
 
 Windows of the clip at 256x448: frames k, k+2, k+4, k+6 in, frame k+3 as the ground truth, k spread evenly over
-the clip. Each output is rounded to 8 bits as the scripts save it. Prints one line per window and the means: PSNR
-of float32 and of bf16 against the ground truth, their difference, and the PSNR of the bf16 output against the
-float32 one (how far the two routes are apart).
+the clip, scored with evaluate.py's PSNR (of the frames rounded to 8 bits, as saved). Prints one line per window
+and the means: PSNR of float32 and of bf16 against the ground truth, their difference, and the PSNR of the bf16
+output against the float32 one (how far the two routes are apart).
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import models  # noqa: E402
 from data.video import read_video_frames  # noqa: E402
 from deploy.backends import pytorch_interpolator  # noqa: E402
+from metrics import calc_psnr  # noqa: E402
 from models.checkpoint import load_checkpoint  # noqa: E402
 
 CLIP = REPO_ROOT / "assets" / "bbb_448x256.mp4"
@@ -32,10 +33,8 @@ WINDOW = (0, 2, 4, 6)  # input offsets; the target is frame k + 3
 TARGET = 3
 
 
-def psnr_8bit(output: Tensor, target: Tensor) -> float:
-    """PSNR (dB) of ``output`` rounded to 8 bits, as saved, against ``target`` (both in [0, 1])."""
-    saved = (output.clamp(0, 1) * 255).round() / 255
-    return -10 * torch.log10((saved - target).pow(2).mean()).item()
+def psnr(output: Tensor, target: Tensor) -> float:
+    return float(calc_psnr(target, output)[0])
 
 
 def window_starts(frame_count: int, windows: int) -> list[int]:
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         inputs = [frames[start + offset] for offset in WINDOW]
         target = frames[start + TARGET]
         fp32, bf16 = (route(*inputs) for route in routes.values())
-        row = (psnr_8bit(fp32, target), psnr_8bit(bf16, target), psnr_8bit(bf16, fp32.clamp(0, 1)))
+        row = (psnr(fp32, target), psnr(bf16, target), psnr(bf16, fp32))
         rows.append(row)
         print(f"{start:6d}  {row[0]:7.3f}  {row[1]:7.3f}  {row[1] - row[0]:+9.4f}  {row[2]:8.2f}", flush=True)
     fp32_mean, bf16_mean, apart = (statistics.mean(column) for column in zip(*rows))
