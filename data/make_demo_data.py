@@ -170,6 +170,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.video.is_file():
         raise SystemExit(f"error: --video {args.video} not found")
+    if args.test_synthetic < 0:
+        raise SystemExit(f"error: --test_synthetic must be 0 or more, got {args.test_synthetic}")
     try:
         counts = build(args.video, args.out, args.test_frames, args.name,
                        None if args.test_only else args.train_frames, args.synthetic, args.seed, args.test_synthetic)

@@ -107,3 +107,14 @@ def test_moved_test_windows_are_exact_shifts_of_held_out_frames_only(tmp_path):
         assert len({int(crop[0, 0, 2]) // 10 for crop in crops}) == 1
         steps = {(b[0] - a[0], b[1] - a[1]) for a, b in zip(origins, origins[1:])}
         assert len(steps) == 1 and all(abs(step) <= MAX_SPEED for step in next(iter(steps)))
+
+
+def test_negative_test_synthetic_is_a_one_line_error_and_writes_nothing(tmp_path, monkeypatch):
+    from data import make_demo_data
+
+    monkeypatch.setattr("sys.argv", ["make_demo_data", "--out", str(tmp_path / "out"), "--test_only",
+                                     "--test_synthetic", "-2"])
+    with pytest.raises(SystemExit) as raised:
+        make_demo_data.main()
+    assert str(raised.value) == "error: --test_synthetic must be 0 or more, got -2"
+    assert not (tmp_path / "out").exists()
