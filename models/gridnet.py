@@ -9,9 +9,11 @@ scale -- and reads its output from row 1 only (``outrow=(1,)``).
 Attribute names (``lateral_{row}_{col}``, ``down_{row}_{col}``, ``up_{row}_{col}``,
 ``lateral_final_{row}``) are the state-dict keys of the published checkpoints.
 """
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 from torch import Tensor, nn
+
+from models.fused import run_layers
 
 
 class LateralBlock(nn.Module):
@@ -30,7 +32,7 @@ class LateralBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         shortcut = self.conv(x) if hasattr(self, "conv") else x
-        return self.f(x) + shortcut
+        return run_layers(self.f, x, residual=shortcut)
 
 
 class DownSamplingBlock(nn.Module):
@@ -45,8 +47,9 @@ class DownSamplingBlock(nn.Module):
             nn.Conv2d(ch_out, ch_out, kernel_size=3, padding=1),
         )
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.f(x)
+    def forward(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
+        """The block's output, plus ``residual`` (of the output's shape) if given."""
+        return run_layers(self.f, x, residual)
 
 
 class UpSamplingBlock(nn.Module):
@@ -62,8 +65,9 @@ class UpSamplingBlock(nn.Module):
             nn.Conv2d(ch_out, ch_out, kernel_size=3, padding=1),
         )
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.f(x)
+    def forward(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
+        """The block's output, plus ``residual`` (of the output's shape) if given."""
+        return run_layers(self.f, x, residual)
 
 
 class MIMOGridNet(nn.Module):
@@ -125,10 +129,10 @@ class MIMOGridNet(nn.Module):
             for r in range(self.n_row):
                 column[r] = getattr(self, f"lateral_{r}_{c}")(column[r])
                 if r > 0:
-                    column[r] = column[r] + getattr(self, f"down_{r - 1}_{c}")(column[r - 1])
+                    column[r] = getattr(self, f"down_{r - 1}_{c}")(column[r - 1], residual=column[r])
         for c in range(half, self.n_col):
             for r in reversed(range(self.n_row)):
                 column[r] = getattr(self, f"lateral_{r}_{c}")(column[r])
                 if r < self.n_row - 1:
-                    column[r] = column[r] + getattr(self, f"up_{r}_{c - half}")(column[r + 1])
+                    column[r] = getattr(self, f"up_{r}_{c - half}")(column[r + 1], residual=column[r])
         return [getattr(self, f"lateral_final_{r}")(column[r]) for r in self.outrow]

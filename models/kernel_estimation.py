@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from cupy_module.adacof import adacof
+from models.fused import run_layers
 
 # Frame scale -> (state-dict suffix of its sub-networks, upsampling of the 1/2-resolution features; None: none).
 SCALES = {"half": ("_ds", None), "full": ("", 2), "double": ("_us", 4)}
@@ -35,6 +36,13 @@ class TapSoftmax(nn.Module):
         return torch.softmax(x, dim=1)
 
 
+class Subnetwork(nn.Sequential):
+    """A kernel sub-network; runs its layers through ``models.fused.run_layers`` (same results)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return run_layers(self, x)
+
+
 def _subnetwork(in_channels: int, channels: int, taps: int, upsample: int | None, softmax: bool) -> nn.Sequential:
     """Three 3x3 convs; when upsampling: ReLU, bilinear upsampling, and a 3x3 conv at the target resolution."""
     layers: list[nn.Module] = [
@@ -52,7 +60,7 @@ def _subnetwork(in_channels: int, channels: int, taps: int, upsample: int | None
         ]
     if softmax:
         layers.append(TapSoftmax())
-    return nn.Sequential(*layers)
+    return Subnetwork(*layers)
 
 
 class KernelEstimation(nn.Module):

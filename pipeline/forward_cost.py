@@ -7,9 +7,11 @@ counted by formula instead (whatever FlopCounterMode saw inside them, e.g. the C
 - softmax splatting (the summation core): B*C*H*W*4 multiply-adds, one per landing corner of each input pixel;
 - correlation: B*81*C*H*W multiply-adds (81 displacements of max displacement 4, a C-long dot product each).
 Element-wise work (activations, padding, blur arithmetic) is not counted, as FlopCounterMode does not count it.
+The count runs the layers unfused (``models.fused.plain_layers``): FlopCounterMode does not know oneDNN's fused ops.
 
 :func:`profile_breakdown` (``benchmark.py --profile``) breaks one forward down with torch.profiler: the custom ops
-(FunctionAdaCoF, _Splat and _Correlation, totals), 2D convolutions (aten::conv2d/conv_transpose2d totals), 3D
+(FunctionAdaCoF, _Splat and _Correlation, totals), 2D convolutions (aten::conv2d/conv_transpose2d and the fused
+mkldnn::_convolution_pointwise, totals), 3D
 convolutions (aten::conv3d/conv_transpose3d and our oneDNN ``Conv3d`` modules, totals) and the rest (forward time
 minus those; an event nested in one already counted is not counted again). It also lists the convolution kernels
 that ran, so a slow fallback (slow_conv3d, ...) is visible. The profiler adds a small cost to every op it records,
@@ -23,6 +25,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import models.resnet3d
+from models.fused import plain_layers
 from cupy_module.adacof import FunctionAdaCoF
 from cupy_module.correlation import NUM_DISPLACEMENTS, _Correlation
 from cupy_module.softsplat import _Splat
@@ -32,7 +35,7 @@ CUSTOM_OPS = {"adacof": "FunctionAdaCoF", "softsplat": "_Splat", "correlation": 
 # models.resnet3d.Conv3d calls torch.mkldnn_convolution directly on CPU, past aten::conv3d; the profile labels its
 # calls with this name so that they count as 3D convolutions.
 CONV3D_MODULE_LABEL = "resnet3d.Conv3d"
-CONV2D_OPS = ("aten::conv2d", "aten::conv_transpose2d")
+CONV2D_OPS = ("aten::conv2d", "aten::conv_transpose2d", "mkldnn::_convolution_pointwise")
 CONV3D_OPS = ("aten::conv3d", "aten::conv_transpose3d", CONV3D_MODULE_LABEL)
 
 
@@ -76,6 +79,7 @@ def count_flops():
     with ExitStack() as stack:
         for name, (function_class, macs) in CUSTOM_OP_MACS.items():
             stack.enter_context(mock.patch.object(function_class, "apply", counting(name, function_class, macs)))
+        stack.enter_context(plain_layers())
         stack.enter_context(counter)
         yield result
     result["total"] = counter.get_total_flops() - hidden[0] + sum(result["custom"].values())

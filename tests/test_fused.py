@@ -1,0 +1,135 @@
+"""The fused CPU inference route (models/fused.py, models/resize.py, the channels-last ConvTranspose3d): the same
+values as the plain layers to float32 rounding, taken only where it should be, and never in training."""
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import models
+import models.resize
+from data.video import read_video_frames
+from models.fused import plain_layers, run_layers
+from models.resize import upsample
+from models.texture import ConvTranspose3d
+from pipeline.forward_cost import count_flops
+
+CLIP = Path(__file__).resolve().parents[1] / "assets" / "bbb_448x256.mp4"
+FUSED_OP = "mkldnn::_convolution_pointwise"
+
+
+def _channels_last(*shape: int, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=generator).contiguous(memory_format=torch.channels_last)
+
+
+def _op_names(function) -> set[str]:
+    with torch.profiler.profile() as profiler:
+        function()
+    return {event.name for event in profiler.events()}
+
+
+def _stack(seed: int = 0) -> nn.Sequential:
+    """Every pattern run_layers fuses: upsampling+PReLU, conv+PReLU, conv+ReLU, a plain conv last."""
+    torch.manual_seed(seed)
+    stack = nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), nn.PReLU(),
+        nn.Conv2d(5, 8, 3, padding=1), nn.PReLU(init=0.1),
+        nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(8, 6, 3, padding=1),
+    )
+    with torch.no_grad():
+        for prelu in (stack[1], stack[3]):
+            prelu.weight.uniform_(-0.5, 0.5)  # negative slopes too: PReLU is not a leaky ReLU of slope 0.25 only
+    return stack.eval()
+
+
+def test_fused_stack_matches_plain_layers_and_uses_fused_convolutions():
+    stack, x = _stack(), _channels_last(2, 5, 9, 13)
+    residual = _channels_last(2, 6, 9, 13, seed=1)
+    with torch.no_grad():
+        expected = stack(x) + residual
+        got = run_layers(stack, x, residual)
+        assert FUSED_OP in _op_names(lambda: run_layers(stack, x, residual))
+        with plain_layers():
+            plain = run_layers(stack, x, residual)
+            assert FUSED_OP not in _op_names(lambda: run_layers(stack, x, residual))
+    assert got.shape == expected.shape == (2, 6, 9, 13)
+    assert (got - expected).abs().max().item() <= 1e-5
+    assert torch.equal(plain, expected)
+
+
+def test_training_and_float64_run_the_plain_layers_exactly():
+    stack, x = _stack(), _channels_last(1, 5, 8, 8)
+    residual = _channels_last(1, 6, 8, 8, seed=1)
+    got = run_layers(stack, x, residual)  # autograd on: oneDNN's fused ops have no backward
+    assert torch.equal(got, stack(x) + residual) and got.requires_grad
+    got.sum().backward()
+    assert stack[2].weight.grad is not None
+    stack64, x64 = _stack().double(), x.double()
+    with torch.no_grad():
+        assert torch.equal(run_layers(stack64, x64), stack64(x64))
+
+
+@pytest.mark.parametrize("scale, align_corners, size", [
+    (2, False, (7, 5)), (2, False, (64, 96)), (4, True, (5, 9)), (4, True, (32, 64)), (2, True, (16, 24)),
+])
+def test_upsampling_kernel_matches_interpolate(scale, align_corners, size):
+    x = _channels_last(2, 6, *size)
+    layer = nn.Upsample(scale_factor=scale, mode="bilinear", align_corners=align_corners)
+    prelu = nn.PReLU(init=-0.3)
+    with torch.no_grad():
+        for activation in (None, prelu):
+            expected = layer(x) if activation is None else activation(layer(x))
+            got = upsample(layer, x, activation)
+            assert got.shape == expected.shape and got.is_contiguous(memory_format=torch.channels_last)
+            assert (got - expected).abs().max().item() <= 1e-6 * max(1.0, expected.abs().max().item())
+
+
+def test_upsampling_without_numba_is_interpolate_itself(monkeypatch):
+    monkeypatch.setattr(models.resize, "numba", None)
+    x, layer, prelu = _channels_last(1, 3, 6, 6), nn.Upsample(scale_factor=2, mode="bilinear"), nn.PReLU()
+    with torch.no_grad():
+        assert torch.equal(upsample(layer, x, prelu), prelu(layer(x)))
+
+
+def test_channels_last_transposed_conv3d_gives_the_same_values():
+    torch.manual_seed(0)
+    ours = ConvTranspose3d(6, 4, kernel_size=(3, 4, 4), stride=(1, 2, 2), padding=(1, 1, 1))
+    plain = nn.ConvTranspose3d(6, 4, kernel_size=(3, 4, 4), stride=(1, 2, 2), padding=(1, 1, 1))
+    plain.load_state_dict(ours.state_dict())
+    x = torch.randn(1, 6, 5, 8, 12)
+    with torch.no_grad():
+        got, expected = ours(x), plain(x)
+    assert got.is_contiguous(memory_format=torch.channels_last_3d)
+    assert (got - expected).abs().max().item() <= 1e-6
+
+
+def _real_frames(height: int, width: int) -> list[torch.Tensor]:
+    frames = read_video_frames(CLIP, max_frames=4)
+    return [torch.from_numpy(f[:height, :width].copy()).permute(2, 0, 1)[None].float() / 255 for f in frames]
+
+
+@pytest.mark.parametrize("name", ["student_STMFNet", "STMFNet"])
+def test_models_fused_match_unfused_on_real_frames(name, golden_weights):
+    model = models.get_model_class(name)()
+    model.load_state_dict(golden_weights.golden_state_dict(model.state_dict()))
+    model.eval()
+    frames = _real_frames(96, 136)  # not a multiple of 128: padding and cropping too
+    with torch.no_grad():
+        fused = model(*frames)
+        with plain_layers():
+            plain = model(*frames)
+    assert fused.shape == (1, 3, 96, 136)
+    assert (fused - plain).abs().max().item() <= 1e-5
+
+
+def test_flop_count_is_the_same_with_the_fused_route():
+    model = models.get_model_class("student_STMFNet")().eval()
+    frames = [torch.rand(1, 3, 64, 64) for _ in range(4)]
+    with count_flops() as with_autograd:
+        model(*frames)
+    with count_flops() as inference, torch.inference_mode():
+        model(*frames)
+    assert inference["total"] == with_autograd["total"] > 0
