@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 import models
+from common.memory import reuse_freed_memory
 from data.video import read_video_frames
 from deploy.route_benchmark import ROUTES, matmul_peak_gmacs, measure_routes
 from pipeline.forward_cost import count_flops, profile_breakdown, synchronize
@@ -359,4 +360,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+    reuse_freed_memory()
     main()

@@ -205,11 +205,13 @@ class _BandedTaps:
         for start in range(0, self.height, self.rows_per_band):
             yield slice(start, min(start + self.rows_per_band, self.height))
 
-    def sample(self, alpha: torch.Tensor, beta: torch.Tensor, rows: slice):
+    def sample(self, alpha: torch.Tensor, beta: torch.Tensor, rows: slice, first_row: int = 0):
         """Table indices (R*W*T,) and offset fractions (R, W, T) for offsets ``alpha``, ``beta`` of shape (R, W, T).
 
-        All three are views of this object's band buffers: valid until the next call."""
+        ``rows`` are output rows counted from ``first_row``. All three results are views of this object's band
+        buffers: valid until the next call."""
         count = rows.stop - rows.start
+        origin = first_row + rows.start
         table_row, table_col = self._rows[:count], self._columns[:count]
         frac_alpha, frac_beta = self._frac_alpha[:count], self._frac_beta[:count]
         # Float-to-int conversion truncates toward zero, like the original's C (int) cast.
@@ -218,9 +220,9 @@ class _BandedTaps:
         torch.sub(alpha, table_row, out=frac_alpha)
         torch.sub(beta, table_col, out=frac_beta)
         # Rows are relative to the band's first row until the final index, so the clamp bounds shift with it.
-        table_row.add_(self.row_offsets[:count]).clamp_(-rows.start, self.padded_h - rows.start)
+        table_row.add_(self.row_offsets[:count]).clamp_(-origin, self.padded_h - origin)
         table_col.add_(self.column_offsets).clamp_(0, self.padded_w)
-        index = table_col.add_(table_row, alpha=self.row_length).add_(rows.start * self.row_length)
+        index = table_col.add_(table_row, alpha=self.row_length).add_(origin * self.row_length)
         return index.view(-1), frac_alpha, frac_beta
 
     def corner_weights(self, frac_alpha: torch.Tensor, frac_beta: torch.Tensor,
@@ -259,19 +261,39 @@ def _forward_torch(frame, weight, offset_i, offset_j, dilation):
     num_taps, height, width = weight.shape[1:]
     # Pixel-major (B, H, W, C) result, returned as a channels_last (B, C, H, W) view.
     output = frame.new_empty(batch, height, width, channels)
-    for b in range(batch):
-        taps = _BandedTaps(frame[b], num_taps, height, width, dilation)
-        corners = taps.corners(_pixel_table(frame[b], channels))
-        for rows in taps.bands():
-            index, frac_alpha, frac_beta = taps.sample(
-                _pixel_major(offset_i[b], rows), _pixel_major(offset_j[b], rows), rows
-            )
-            coefficients = taps.corner_weights(frac_alpha, frac_beta, _pixel_major(weight[b], rows))
-            band = output[b, rows].view(-1, channels)
-            for corner, (matrix, table) in enumerate(zip(taps.corner_matrices(index, coefficients), corners)):
-                # The first corner overwrites the band (beta=0 ignores its old contents), the others add to it.
-                torch.addmm(band, matrix, table, beta=0 if corner == 0 else 1, out=band)
+    RowWarp(frame, dilation)(weight, offset_i, offset_j, 0, output)
     return output.permute(0, 3, 1, 2)
+
+
+class RowWarp:
+    """The CPU forward for one already padded frame, a band of output rows at a time.
+
+    A caller can make the kernels of one band, warp with them and drop them (``models/banded_warp.py``); the
+    frame's pixel tables are built once. Same numbers as warping all rows at once.
+    """
+
+    def __init__(self, frame: torch.Tensor, dilation: int) -> None:
+        self.frame, self.dilation = frame, dilation
+        self.tables = [_pixel_table(item, frame.shape[1]) for item in frame]
+
+    def __call__(self, weight: torch.Tensor, offset_i: torch.Tensor, offset_j: torch.Tensor, first_row: int,
+                 output: torch.Tensor) -> None:
+        """Output rows ``first_row`` onwards, one per row of ``weight`` (B, F*F, R, W), into ``output`` (B, R, W, C)."""
+        channels = self.frame.shape[1]
+        num_taps, height, width = weight.shape[1:]
+        for b, table in enumerate(self.tables):
+            taps = _BandedTaps(self.frame[b], num_taps, height, width, self.dilation)
+            corners = taps.corners(table)
+            for rows in taps.bands():
+                index, frac_alpha, frac_beta = taps.sample(
+                    _pixel_major(offset_i[b], rows), _pixel_major(offset_j[b], rows), rows, first_row
+                )
+                coefficients = taps.corner_weights(frac_alpha, frac_beta, _pixel_major(weight[b], rows))
+                band = output[b, rows].view(-1, channels)
+                for corner, (matrix, corner_table) in enumerate(zip(taps.corner_matrices(index, coefficients),
+                                                                    corners)):
+                    # The first corner overwrites the band (beta=0 ignores its old contents), the others add to it.
+                    torch.addmm(band, matrix, corner_table, beta=0 if corner == 0 else 1, out=band)
 
 
 def _backward_torch(grad_output, frame, weight, offset_i, offset_j, dilation):

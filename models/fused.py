@@ -7,9 +7,9 @@ pass over one costs more than half of the convolution that made it. Bilinear ups
 likewise take one pass (``models/resize.py``).
 
 The fused route is taken only where it cannot change what a user sees beyond float32 rounding: float32 CPU
-tensors with autograd off (oneDNN's fused ops have no backward), outside ``torch.compile`` and ONNX export.
-Everywhere else (training, float64, CUDA, export), and inside :func:`plain_layers`, the layers run as themselves,
-so those numbers are exactly the unfused ones.
+tensors with autograd and autocast off (oneDNN's fused ops have no backward, and would bypass autocast), outside
+``torch.compile`` and ONNX export. Everywhere else (training, float64, CUDA, export, bfloat16 autocast), and inside
+:func:`plain_layers`, the layers run as themselves, so those numbers are exactly the unfused ones.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def plain_layers() -> Iterator[None]:
 def fused_route(x: Tensor) -> bool:
     """Whether layers applied to ``x`` may be fused (see the module docstring)."""
     return (not _plain and x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
-            and ONEDNN_AVAILABLE and torch.backends.mkldnn.enabled
+            and not torch.is_autocast_enabled("cpu") and ONEDNN_AVAILABLE and torch.backends.mkldnn.enabled
             and not torch.compiler.is_compiling() and not torch.compiler.is_exporting())
 
 

@@ -94,8 +94,12 @@ class KernelEstimation(nn.Module):
         Lets a caller warp with each kernel as soon as it exists instead of holding all 18 (at 1080p the six 2x
         maps alone take 5 GiB in float32).
         """
+        return tuple(subnetwork(features) for subnetwork in self.subnetworks(scale, frame))
+
+    def subnetworks(self, scale: str, frame: int) -> list[nn.Sequential]:
+        """The (weight, alpha, beta) sub-networks of one frame (1 or 2) at one scale."""
         suffix, _ = SCALES[scale]
-        return tuple(getattr(self, f"module{kind}{frame}{suffix}")(features) for kind in KINDS)
+        return [getattr(self, f"module{kind}{frame}{suffix}") for kind in KINDS]
 
 
 class AdaCoFWarp(nn.Module):

@@ -63,21 +63,26 @@ def _kernel_route(x: Tensor) -> bool:
             and not torch.compiler.is_compiling() and not torch.compiler.is_exporting())
 
 
-def upsample(layer: nn.Upsample, x: Tensor, activation: Optional[nn.Module] = None) -> Tensor:
+def upsample(layer: nn.Upsample, x: Tensor, activation: Optional[nn.Module] = None,
+             rows: Optional[slice] = None) -> Tensor:
     """``activation(layer(x))`` for a bilinear ``nn.Upsample`` with an integer ``scale_factor``; ``activation``
-    (optional) is a one-parameter PReLU."""
+    (optional) is a one-parameter PReLU. ``rows`` (a slice with start and stop) limits the result to those rows."""
     slope = None if activation is None else activation.weight
     if (not _kernel_route(x) or layer.mode != "bilinear" or layer.size is not None
             or (slope is not None and slope.numel() != 1)):
-        return layer(x) if activation is None else activation(layer(x))
+        out = layer(x) if activation is None else activation(layer(x))
+        return out if rows is None else out[..., rows, :]
     factor = float(layer.scale_factor)
     height, width = x.shape[-2:]
     out_height, out_width = int(height * factor), int(width * factor)
     align = bool(layer.align_corners)
-    rows = _source_table(out_height, height, _interpolation_scale(height, out_height, factor, align), align)
+    row_table = _source_table(out_height, height, _interpolation_scale(height, out_height, factor, align), align)
+    if rows is not None:
+        row_table = tuple(column[rows] for column in row_table)
     columns = _source_table(out_width, width, _interpolation_scale(width, out_width, factor, align), align)
-    out = torch.empty(x.shape[0], x.shape[1], out_height, out_width, dtype=x.dtype, memory_format=torch.channels_last)
+    out = torch.empty(x.shape[0], x.shape[1], len(row_table[0]), out_width, dtype=x.dtype,
+                      memory_format=torch.channels_last)
     numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    _bilinear_nhwc(x.permute(0, 2, 3, 1).numpy(), out.permute(0, 2, 3, 1).numpy(), rows, columns,
+    _bilinear_nhwc(x.permute(0, 2, 3, 1).numpy(), out.permute(0, 2, 3, 1).numpy(), row_table, columns,
                    np.float32(1.0 if slope is None else slope.item()))
     return out

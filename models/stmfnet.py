@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cupy_module.softsplat import ModuleSoftsplat
+from models.banded_warp import banded_route, warp_in_bands
 from models.feature import FEATURE_NETWORKS
 from models.gridnet import MIMOGridNet
 from models.kernel_estimation import AdaCoFWarp, KernelEstimation
@@ -137,9 +138,7 @@ class STMFNetBase(nn.Module):
         features = self.feature_extractor(normalize_frame(frame1), normalize_frame(frame2))
 
         def warp_pair(scale: str, first: Tensor, second: Tensor) -> list[Tensor]:
-            # Kernels are made just before use and dropped after it, which bounds the memory of large frames.
-            return [self.adacof(frame, *self.get_kernel.kernels(features, scale, index))
-                    for index, frame in ((1, first), (2, second))]
+            return [self._warp(features, scale, index, frame) for index, frame in ((1, first), (2, second))]
 
         full_scale = warp_pair("full", frame1, frame2)
         half_scale = warp_pair("half", *(downsample_half(frame, self.gauss_kernel) for frame in (frame1, frame2)))
@@ -152,6 +151,15 @@ class STMFNetBase(nn.Module):
         output = output_tilde + self.dyntex_generator(frame0, frame1, frame2, frame3, output_tilde)
         output = output[..., :height, :width]
         return {"frame1": output} if self.training else output
+
+
+    def _warp(self, features: Tensor, scale: str, index: int, frame: Tensor) -> Tensor:
+        """AdaCoF of ``frame`` (1 or 2) at ``scale`` with the kernels predicted from ``features``."""
+        subnetworks = self.get_kernel.subnetworks(scale, index)
+        if banded_route(frame, subnetworks):
+            return warp_in_bands(subnetworks, features, self.adacof.pad(frame), self.adacof.dilation)
+        # Kernels are made just before use and dropped after it, which bounds the memory of large frames.
+        return self.adacof(frame, *(subnetwork(features) for subnetwork in subnetworks))
 
 
 class Metric(nn.Module):

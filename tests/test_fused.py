@@ -1,5 +1,7 @@
 """The fused CPU inference route (models/fused.py, models/resize.py, the channels-last ConvTranspose3d): the same
 values as the plain layers to float32 rounding, taken only where it should be, and never in training."""
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,10 +10,13 @@ import torch.nn.functional as F
 from torch import nn
 
 import models
+import models.banded_warp
 import models.resize
 from data.video import read_video_frames
+from models.banded_warp import banded_route, warp_in_bands
 from models.fused import plain_layers, run_layers
 from models.resize import upsample
+from models.scales import normalize_frame
 from models.texture import ConvTranspose3d
 from pipeline.forward_cost import count_flops
 
@@ -133,3 +138,44 @@ def test_flop_count_is_the_same_with_the_fused_route():
     with count_flops() as inference, torch.inference_mode():
         model(*frames)
     assert inference["total"] == with_autograd["total"] > 0
+
+
+def test_banded_warp_matches_whole_frame_warp_with_one_row_bands(monkeypatch, golden_weights):
+    """Bands of one row: every band's convolution needs the rows above and below it, and the warp its true rows."""
+    model = models.get_model_class("student_STMFNet")()
+    model.load_state_dict(golden_weights.golden_state_dict(model.state_dict()))
+    model.eval()
+    frames = [frame.contiguous(memory_format=torch.channels_last) for frame in _real_frames(32, 48)]
+    monkeypatch.setattr(models.banded_warp, "_BAND_BYTES", 1)
+    with torch.no_grad():
+        features = model.feature_extractor(*(normalize_frame(frame) for frame in frames[1:3]))
+        for scale, frame in (("full", frames[1]), ("double", model.upsampler(frames[1]))):
+            subnetworks = model.get_kernel.subnetworks(scale, 1)
+            assert banded_route(frame, subnetworks)
+            banded = warp_in_bands(subnetworks, features, model.adacof.pad(frame), model.adacof.dilation)
+            with plain_layers():
+                whole = model.adacof(frame, *(subnetwork(features) for subnetwork in subnetworks))
+            assert banded.shape == whole.shape == frame.shape
+            assert (banded - whole).abs().max().item() <= 1e-5
+
+
+def test_freed_memory_is_reused_without_page_faults():
+    """After reuse_freed_memory, a second 64 MiB tensor reuses the first one's pages (glibc would otherwise map and
+    fault in 16 384 fresh pages)."""
+    script = (
+        "import resource, sys, torch\n"
+        "from common.memory import reuse_freed_memory\n"
+        "applied = reuse_freed_memory() if sys.argv[1] == '1' else True\n"
+        "torch.ones(2**24)\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "torch.ones(2**24)\n"
+        "print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
+    )
+    faults = {}
+    for reuse in ("0", "1"):
+        result = subprocess.run([sys.executable, "-c", script, reuse], capture_output=True, text=True, check=True,
+                                cwd=Path(__file__).resolve().parents[1])
+        applied, count = result.stdout.split()
+        assert applied == "True"
+        faults[reuse] = int(count)
+    assert faults["0"] >= 16_000 and faults["1"] < 1_000
