@@ -42,6 +42,9 @@ class OnnxInterpolator:
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
+        # Idle threads sleep instead of spinning: spinning ones take the cores from whatever runs next in the
+        # process (PyTorch, the video encoder, another route of benchmark.py).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.providers = choose_providers(device, onnxruntime.get_available_providers())
         try:
             self.session = onnxruntime.InferenceSession(str(path), options, providers=self.providers)

@@ -37,7 +37,7 @@ class TapSoftmax(nn.Module):
 
 
 class Subnetwork(nn.Sequential):
-    """A kernel sub-network; runs its layers through ``models.fused.run_layers`` (same results)."""
+    """A kernel sub-network, run through ``models.fused.run_layers`` (fused for CPU inference)."""
 
     def forward(self, x: Tensor) -> Tensor:
         return run_layers(self, x)
@@ -87,17 +87,12 @@ class KernelEstimation(nn.Module):
     def forward(self, features: Tensor) -> tuple[Tensor, ...]:
         return tuple(getattr(self, name)(features) for name in self.names)
 
-    def kernels(self, features: Tensor, scale: str, frame: int) -> tuple[Tensor, Tensor, Tensor]:
-        """(weight, alpha, beta) of one frame (1 or 2) at one scale ("half", "full" or "double"): three of the 18
-        outputs.
-
-        Lets a caller warp with each kernel as soon as it exists instead of holding all 18 (at 1080p the six 2x
-        maps alone take 5 GiB in float32).
-        """
-        return tuple(subnetwork(features) for subnetwork in self.subnetworks(scale, frame))
-
     def subnetworks(self, scale: str, frame: int) -> list[nn.Sequential]:
-        """The (weight, alpha, beta) sub-networks of one frame (1 or 2) at one scale."""
+        """The (weight, alpha, beta) sub-networks of one frame (1 or 2) at one scale ("half", "full" or "double").
+
+        Lets a caller make one frame's three kernels just before its warp instead of holding all 18 (at 1080p the
+        six 2x maps alone take 5 GiB in float32).
+        """
         suffix, _ = SCALES[scale]
         return [getattr(self, f"module{kind}{frame}{suffix}") for kind in KINDS]
 

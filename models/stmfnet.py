@@ -152,7 +152,6 @@ class STMFNetBase(nn.Module):
         output = output[..., :height, :width]
         return {"frame1": output} if self.training else output
 
-
     def _warp(self, features: Tensor, scale: str, index: int, frame: Tensor) -> Tensor:
         """AdaCoF of ``frame`` (1 or 2) at ``scale`` with the kernels predicted from ``features``."""
         subnetworks = self.get_kernel.subnetworks(scale, index)
