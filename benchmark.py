@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 import models
-from common.memory import reuse_freed_memory
+from common.memory import allow_heap_reuse, heap_reuse_for
 from data.video import read_video_frames
 from deploy.route_benchmark import ROUTES, matmul_peak_gmacs, measure_routes
 from pipeline.forward_cost import count_flops, profile_breakdown, synchronize
@@ -71,6 +71,7 @@ def measure_case(model_name: str, height: int, width: int, dtype: str, device: t
                  profile: bool) -> dict:
     """Everything about one (model, size, dtype); meant to run in a process of its own."""
     torch.manual_seed(0)
+    heap_reuse_for(height, width)
     model = models.get_model_class(model_name)().to(device).eval()
     frames = [torch.rand(1, 3, height, width, device=device) for _ in range(4)]
     autocast = (torch.autocast(device.type, dtype=DTYPES[dtype]) if DTYPES[dtype] is not None else nullcontext())
@@ -121,6 +122,7 @@ def clip_frames(height: int, width: int) -> list:
 def measure_route_case(model_name: str, height: int, width: int, routes: list, repeats: int) -> dict:
     """Every CPU route of one (model, size) side by side in this process, with the machine's matmul peaks."""
     torch.manual_seed(0)
+    heap_reuse_for(height, width)
     model = models.get_model_class(model_name)().eval()
     frames = clip_frames(height, width)
     with count_flops() as flops, torch.inference_mode():
@@ -360,5 +362,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    reuse_freed_memory()
+    allow_heap_reuse()
     main()

@@ -28,7 +28,7 @@ import torch
 
 import data
 import models
-from common.memory import reuse_freed_memory
+from common.memory import allow_heap_reuse
 from common.files import atomic_write_text, file_sha256
 from deploy.backends import add_backend_arguments, check_backend_arguments, onnx_interpolator, pytorch_interpolator
 from pipeline import cli
@@ -256,5 +256,5 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    reuse_freed_memory()
+    allow_heap_reuse()
     main()

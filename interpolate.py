@@ -32,7 +32,7 @@ import torch
 from tqdm import tqdm
 
 import models
-from common.memory import reuse_freed_memory
+from common.memory import allow_heap_reuse
 from deploy.backends import add_backend_arguments, check_backend_arguments, onnx_interpolator, pytorch_interpolator
 from pipeline import cli
 from pipeline.evaluation import BASELINES, baseline_predictor
@@ -359,5 +359,5 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
 
 
 if __name__ == "__main__":
-    reuse_freed_memory()
+    allow_heap_reuse()
     main()

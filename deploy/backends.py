@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from common.memory import heap_reuse_for
 from video.interpolation import Interpolator, model_interpolator
 
 BACKENDS = ("pytorch", "onnxruntime")
@@ -59,6 +60,7 @@ def pytorch_interpolator(model: nn.Module, precision: str = "fp32", compile: boo
         return model_interpolator(network, fp16=fp16)
 
     def run(frame0: Tensor, frame1: Tensor, frame2: Tensor, frame3: Tensor) -> Tensor:
+        heap_reuse_for(*frame1.shape[-2:])
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             return network(frame0, frame1, frame2, frame3).to(frame1.dtype)
 

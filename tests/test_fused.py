@@ -1,7 +1,5 @@
 """The fused CPU inference route (models/fused.py, models/resize.py, the channels-last ConvTranspose3d): the same
 values as the plain layers to float32 rounding, taken only where it should be, and never in training."""
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -158,24 +156,3 @@ def test_banded_warp_matches_whole_frame_warp_with_one_row_bands(monkeypatch, go
             assert banded.shape == whole.shape == frame.shape
             assert (banded - whole).abs().max().item() <= 1e-5
 
-
-def test_freed_memory_is_reused_without_page_faults():
-    """After reuse_freed_memory, a second 64 MiB tensor reuses the first one's pages (glibc would otherwise map and
-    fault in 16 384 fresh pages)."""
-    script = (
-        "import resource, sys, torch\n"
-        "from common.memory import reuse_freed_memory\n"
-        "applied = reuse_freed_memory() if sys.argv[1] == '1' else True\n"
-        "torch.ones(2**24)\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
-        "torch.ones(2**24)\n"
-        "print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
-    )
-    faults = {}
-    for reuse in ("0", "1"):
-        result = subprocess.run([sys.executable, "-c", script, reuse], capture_output=True, text=True, check=True,
-                                cwd=Path(__file__).resolve().parents[1])
-        applied, count = result.stdout.split()
-        assert applied == "True"
-        faults[reuse] = int(count)
-    assert faults["0"] >= 16_000 and faults["1"] < 1_000
