@@ -1,1 +1,1 @@
-"""Helpers every layer may use: path types and files that never appear half-written."""
+"""Helpers every layer may use: path types, files that never appear half-written, the tools' allocator setting."""

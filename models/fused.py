@@ -39,9 +39,10 @@ def plain_layers() -> Iterator[None]:
 
 def fused_route(x: Tensor) -> bool:
     """Whether layers applied to ``x`` may be fused (see the module docstring)."""
-    return (not _plain and x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
-            and not torch.is_autocast_enabled("cpu") and ONEDNN_AVAILABLE and torch.backends.mkldnn.enabled
-            and not torch.compiler.is_compiling() and not torch.compiler.is_exporting())
+    # Tracing first: the compiler then never looks at the rest.
+    return (not torch.compiler.is_compiling() and not torch.compiler.is_exporting() and not _plain
+            and x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
+            and not torch.is_autocast_enabled("cpu") and ONEDNN_AVAILABLE and torch.backends.mkldnn.enabled)
 
 
 def run_layers(layers: Sequence[nn.Module], x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
