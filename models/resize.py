@@ -18,6 +18,10 @@ try:
     import numba
 except ImportError:  # numba is optional: the PyTorch ops below are the reference path
     numba = None
+else:
+    # numba's GNU OpenMP layer deadlocks a process forked after it ran (torch.multiprocessing, data loaders);
+    # its own pthread work queue does not.
+    numba.config.THREADING_LAYER = "workqueue"
 
 
 def _source_table(out_size: int, in_size: int, scale: float, align_corners: bool) -> tuple[np.ndarray, ...]:

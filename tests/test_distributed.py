@@ -338,8 +338,9 @@ def test_distillation_on_two_ranks(data_dir, tmp_path):
         assert frames[0].shape[0] == 1  # the rank's own batch of --batch_size 1
         with torch.no_grad():
             expected = copy.deepcopy(teacher).train()(*frames)["frame1"]
-        # the worker ran on one thread, this process may use several: equal up to the order of float sums
-        assert (target - expected).abs().max() < 1e-5
+        # the worker ran on one thread, this process may use several: equal up to the order of float sums, which
+        # the batch-statistics norms of train mode amplify (the fused inference route: up to 1.3e-5 seen)
+        assert (target - expected).abs().max() < 5e-5
     # Not the statistics of the step's two items together (what SyncBatchNorm or one process with batch 2 would use).
     both = [torch.cat(pair) for pair in zip(rank0["teacher_calls"][0][0], rank1["teacher_calls"][0][0])]
     with torch.no_grad():

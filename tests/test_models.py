@@ -361,7 +361,8 @@ def test_float32_cpu_runs_channels_last(name, model_goldens, golden_weights):
         fast = model(*frames)
     with_autograd = model(*frames)
     model.double()(*[frame.double() for frame in frames])
-    assert layouts == [True] * 12 + [False] * 6
+    # Without autograd only the half-scale warps go through the module; the others run in bands (banded_warp.py).
+    assert layouts == [True] * (2 + 6) + [False] * 6
     with torch.no_grad(), _default_layout():
         default = model.float()(*frames)
     torch.testing.assert_close(fast, default, rtol=1e-5, atol=1e-5)
