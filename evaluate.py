@@ -28,8 +28,8 @@ import torch
 
 import data
 import models
-from common.memory import allow_heap_reuse
 from common.files import atomic_write_text, file_sha256
+from common.memory import allow_heap_reuse
 from deploy.backends import add_backend_arguments, check_backend_arguments, onnx_interpolator, pytorch_interpolator
 from pipeline import cli
 from pipeline.evaluation import (

@@ -6,7 +6,8 @@ compiles, for the compiled routes), then the routes take turns forward by forwar
 machine's load hits all of them alike; the median is reported. Each route's output is compared with the eager
 float32 output (max absolute difference, and PSNR in dB over the [0, 1]-clipped frames).
 
-The machine's float32 and bfloat16 peaks come from a large matrix product measured in the same process (the faster of\nPyTorch's and oneDNN's, see :func:`matmul_peak_gmacs`).
+The machine's float32 and bfloat16 peaks come from a large matrix product measured in the same process (the faster
+of PyTorch's and oneDNN's, see :func:`matmul_peak_gmacs`).
 """
 from __future__ import annotations
 

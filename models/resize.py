@@ -57,7 +57,8 @@ if numba is not None:
             for x in range(out_width):
                 x0, x1, wx0, wx1 = left[x], right[x], left_weight[x], right_weight[x]
                 for c in range(channels):
-                    value = wy0 * (wx0 * upper[x0, c] + wx1 * upper[x1, c]) + wy1 * (wx0 * lower[x0, c] + wx1 * lower[x1, c])
+                    value = (wy0 * (wx0 * upper[x0, c] + wx1 * upper[x1, c])
+                             + wy1 * (wx0 * lower[x0, c] + wx1 * lower[x1, c]))
                     out[b, y, x, c] = value if value >= 0 else slope * value
 
 
