@@ -13,6 +13,7 @@ it on for frames of at most :data:`HEAP_REUSE_MAX_PIXELS` and off (handing the k
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
 from typing import Optional
 
@@ -54,6 +55,7 @@ def heap_reuse_for(height: int, width: int) -> bool:
     return _reusing
 
 
+@functools.cache
 def _glibc() -> Optional[ctypes.CDLL]:
     if not sys.platform.startswith("linux"):
         return None

@@ -8,6 +8,7 @@ PyTorch's source-index and weight arithmetic (``area_pixel_compute_source_index`
 """
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import numpy as np
@@ -24,8 +25,11 @@ else:
     numba.config.THREADING_LAYER = "workqueue"
 
 
+@functools.lru_cache(maxsize=32)
 def _source_table(out_size: int, in_size: int, scale: float, align_corners: bool) -> tuple[np.ndarray, ...]:
-    """Per output position: the two source indices and their weights, as PyTorch computes them in float32."""
+    """Per output position: the two source indices and their weights, as PyTorch computes them in float32.
+
+    Cached: the banded warp asks for the same tables band after band. Read-only arrays."""
     position = np.arange(out_size, dtype=np.float32)
     if align_corners:
         source = np.float32(scale) * position
@@ -34,7 +38,10 @@ def _source_table(out_size: int, in_size: int, scale: float, align_corners: bool
     first = source.astype(np.int64)
     second = np.minimum(first + 1, in_size - 1)
     second_weight = (source - first.astype(np.float32)).astype(np.float32)
-    return first, second, np.float32(1) - second_weight, second_weight
+    table = first, second, np.float32(1) - second_weight, second_weight
+    for array in table:
+        array.flags.writeable = False
+    return table
 
 
 def _interpolation_scale(in_size: int, out_size: int, scale_factor: Optional[float], align_corners: bool) -> float:
