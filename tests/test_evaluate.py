@@ -25,6 +25,7 @@ from data.make_sample import DEFAULT_VIDEO, build_sample
 from metrics import calc_psnr
 from models import student_STMFNet
 from pipeline import cli
+import pipeline.evaluation
 from pipeline.evaluation import ItemResult, save_image_pixels, summarize
 from pipeline.failures import ScriptError
 from pipeline.output_folder import LOCK
@@ -72,13 +73,15 @@ def student_run(student_data_dir, checkpoint, tmp_path_factory):
         predictors.append(predictor)
         return predictor, record
 
+    heap_sizes = []
     with restored_root_logging(), pytest.MonkeyPatch.context() as patch:
         patch.setattr(evaluate, "build_predictor", recording_build_predictor)
+        patch.setattr(pipeline.evaluation, "heap_reuse_for", lambda *size: heap_sizes.append(size))
         record = evaluate.main([
             "--net", "student_STMFNet", "--checkpoint", str(checkpoint), "--data_dir", str(student_data_dir),
             "--dataset", UCF, "--out_dir", str(out_dir), "--device", "cpu", "--save_grid",
         ])
-    return record, out_dir / UCF, predictors[0]
+    return record, out_dir / UCF, predictors[0], heap_sizes
 
 
 def run_baseline(kind, dataset, sample_dir, out_dir, *extra):
@@ -101,15 +104,23 @@ def exit_message(capsys, excinfo):
 
 @pytest.mark.slow
 def test_student_is_evaluated_in_eval_mode_with_the_checkpoint_weights(student_run, checkpoint):
-    _, _, model = student_run
+    _, _, model, _ = student_run
     assert isinstance(model, student_STMFNet) and not any(module.training for module in model.modules())
     saved = torch.load(checkpoint, weights_only=True)["state_dict"]
     assert all(torch.equal(value, saved[key]) for key, value in model.state_dict().items())
 
 
 @pytest.mark.slow
+def test_default_route_asks_for_heap_reuse_at_each_frame_size(student_run, student_data_dir):
+    """The default route hands the network itself to the loop; the loop still sets the allocator per frame size."""
+    record, _, _, heap_sizes = student_run
+    test_set = data.build_test_set(UCF, student_data_dir)
+    assert len(heap_sizes) == len(record["items"]) == len(test_set.items)
+    assert set(heap_sizes) == {tuple(test_set[0][0][2].shape[-2:])}
+
+
 def test_student_run_writes_one_png_per_item(student_run, student_data_dir):
-    record, result_dir, _ = student_run
+    record, result_dir, _, _ = student_run
     test_set = data.build_test_set(UCF, student_data_dir)
     outputs = sorted(path.relative_to(result_dir).as_posix() for path in result_dir.glob("*/output.png"))
     assert outputs == [item.output_file for item in test_set.items] == ["0/output.png", "1/output.png"]
@@ -119,7 +130,7 @@ def test_student_run_writes_one_png_per_item(student_run, student_data_dir):
 
 @pytest.mark.slow
 def test_saved_outputs_are_what_was_scored(student_run, student_data_dir):
-    record, result_dir, _ = student_run
+    record, result_dir, _, _ = student_run
     test_set = data.build_test_set(UCF, student_data_dir)
     for index, item in enumerate(record["items"]):
         frames, name = test_set[index]
@@ -131,7 +142,7 @@ def test_saved_outputs_are_what_was_scored(student_run, student_data_dir):
 
 @pytest.mark.slow
 def test_student_results_txt_has_the_original_format(student_run):
-    record, result_dir, _ = student_run
+    record, result_dir, _, _ = student_run
     text = (result_dir / "results.txt").read_text()
     assert text.endswith("\n\n")  # UCF101: the original ended the file with a blank line
     matches = [RESULT_LINE.match(line) for line in text.splitlines()[:-1]]
@@ -145,7 +156,7 @@ def test_student_results_txt_has_the_original_format(student_run):
 
 @pytest.mark.slow
 def test_student_results_json_records_scores_model_and_provenance(student_run, checkpoint):
-    record, result_dir, _ = student_run
+    record, result_dir, _, _ = student_run
     on_disk = json.loads((result_dir / "results.json").read_text())
     assert on_disk == json.loads(json.dumps(record))
     assert on_disk["dataset"] == UCF and on_disk["model"] == "student_STMFNet"
@@ -165,7 +176,7 @@ def test_student_results_json_records_scores_model_and_provenance(student_run, c
 
 @pytest.mark.slow
 def test_save_grid_writes_five_panels_per_item(student_run):
-    _, result_dir, _ = student_run
+    _, result_dir, _, _ = student_run
     grids = sorted(path.name for path in (result_dir / "grids").iterdir())
     assert grids == [f"{item}.png" for item in STUDENT_ITEMS]
     for name in grids:
