@@ -40,7 +40,8 @@ def warp_in_bands(subnetworks: list[nn.Sequential], features: Tensor, padded_fra
     """AdaCoF of ``padded_frame`` with the (weight, vertical offset, horizontal offset) ``subnetworks`` applied to
     ``features``: the same as making the three maps and warping with them, band by band. Returns (B, C, H, W)
     channels-last."""
-    low_resolution = [run_layers(net[:_LOW_RESOLUTION_LAYERS], features) for net in subnetworks]
+    # float32 for the upsampling kernel (these maps are small; under bfloat16 autocast they come out bfloat16).
+    low_resolution = [run_layers(net[:_LOW_RESOLUTION_LAYERS], features).float() for net in subnetworks]
     upsampling = subnetworks[0][_LOW_RESOLUTION_LAYERS]
     height = int(features.shape[-2] * upsampling.scale_factor)
     width = int(features.shape[-1] * upsampling.scale_factor)
@@ -56,7 +57,7 @@ def warp_in_bands(subnetworks: list[nn.Sequential], features: Tensor, padded_fra
         maps = []
         for net, low in zip(subnetworks, low_resolution):
             upsampled = upsample(net[_LOW_RESOLUTION_LAYERS], low, rows=slice(above, below))
-            band = net[_LOW_RESOLUTION_LAYERS + 1](upsampled)[:, :, first - above:last - above]
+            band = net[_LOW_RESOLUTION_LAYERS + 1](upsampled)[:, :, first - above:last - above].float()
             for layer in net[_LOW_RESOLUTION_LAYERS + 2:]:
                 band = layer(band)
             maps.append(band)

@@ -6,9 +6,10 @@ output while it is still in cache. At twice the frame size the GridNet's maps ar
 pass over one costs more than half of the convolution that made it. Bilinear upsampling and the PReLU after it
 likewise take one pass (``models/resize.py``).
 
-The fused route is taken only where it cannot change what a user sees beyond float32 rounding: float32 CPU
-tensors with autograd and autocast off (oneDNN's fused ops have no backward, and would bypass autocast), outside
-``torch.compile`` and ONNX export. Everywhere else (training, float64, CUDA, export, bfloat16 autocast), and inside
+The fused route is taken for CPU inference (autograd off; oneDNN's fused ops have no backward) outside
+``torch.compile`` and ONNX export: on float32 tensors, where it matches the plain layers to float32 rounding, and
+under CPU bfloat16 autocast, where the fused convolutions run in bfloat16 as autocast would run them (bfloat16
+input, weight and output; a fused residual add is rounded to bfloat16 too, where autocast would promote it). Everywhere else (training, float64, CUDA, export, other autocast), and inside
 :func:`plain_layers`, the layers run as themselves, so those numbers are exactly the unfused ones.
 """
 from __future__ import annotations
@@ -18,12 +19,15 @@ from typing import Iterator, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.utils.weak import WeakIdKeyDictionary
 
 from models.resize import upsample
 
 # Read once, as models/resnet3d.py does: torch.compile cannot trace the query.
 ONEDNN_AVAILABLE = torch.backends.mkldnn.is_available()
 _plain = False
+# Parameters converted for bfloat16 convolutions, with the parameter version they were converted from.
+_converted = WeakIdKeyDictionary()
 
 
 @contextmanager
@@ -40,9 +44,33 @@ def plain_layers() -> Iterator[None]:
 def fused_route(x: Tensor) -> bool:
     """Whether layers applied to ``x`` may be fused (see the module docstring)."""
     # Tracing first: the compiler then never looks at the rest.
-    return (not torch.compiler.is_compiling() and not torch.compiler.is_exporting() and not _plain
-            and x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
-            and not torch.is_autocast_enabled("cpu") and ONEDNN_AVAILABLE and torch.backends.mkldnn.enabled)
+    if (torch.compiler.is_compiling() or torch.compiler.is_exporting() or _plain or x.device.type != "cpu"
+            or torch.is_grad_enabled() or not ONEDNN_AVAILABLE or not torch.backends.mkldnn.enabled):
+        return False
+    if torch.is_autocast_enabled("cpu"):
+        return autocast_bfloat16() and x.dtype in (torch.float32, torch.bfloat16)
+    return x.dtype == torch.float32
+
+
+def autocast_bfloat16() -> bool:
+    """Whether CPU autocast to bfloat16 is on."""
+    return torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+
+
+def compute_dtype() -> torch.dtype:
+    """The dtype fused convolutions run in: bfloat16 under CPU bfloat16 autocast, else float32."""
+    return torch.bfloat16 if autocast_bfloat16() else torch.float32
+
+
+def converted(parameter: Optional[Tensor], dtype: torch.dtype) -> Optional[Tensor]:
+    """``parameter`` in ``dtype``, converted once per version of the parameter rather than on every call."""
+    if parameter is None or parameter.dtype == dtype:
+        return parameter
+    version, copy = _converted.get(parameter, (None, None))
+    if version != parameter._version or copy.dtype != dtype:
+        copy = parameter.detach().to(dtype)
+        _converted[parameter] = (parameter._version, copy)
+    return copy
 
 
 def run_layers(layers: Sequence[nn.Module], x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
@@ -90,13 +118,16 @@ def _activation_attribute(activation: Optional[nn.Module]) -> Optional[tuple[str
 
 
 def _convolution(conv: nn.Conv2d, x: Tensor, name: str, scalars: list) -> Tensor:
+    dtype = compute_dtype()
     return torch.ops.mkldnn._convolution_pointwise(
-        x, conv.weight, conv.bias, conv.padding, conv.stride, conv.dilation, conv.groups, name, scalars, ""
+        x.to(dtype), converted(conv.weight, dtype), converted(conv.bias, dtype), conv.padding, conv.stride,
+        conv.dilation, conv.groups, name, scalars, "",
     )
 
 
 def _convolution_add(conv: nn.Conv2d, x: Tensor, residual: Tensor) -> Tensor:
+    dtype = compute_dtype()
     return torch.ops.mkldnn._convolution_pointwise(
-        x, residual, conv.weight, conv.bias, conv.padding, conv.stride, conv.dilation, conv.groups,
-        "add", None, None, [], None,
+        x.to(dtype), residual.to(dtype), converted(conv.weight, dtype), converted(conv.bias, dtype), conv.padding,
+        conv.stride, conv.dilation, conv.groups, "add", None, None, [], None,
     )

@@ -55,20 +55,28 @@ def main(argv: list[str] | None = None) -> None:
     model = models.get_model_class(args.net)()
     load_checkpoint(model, args.checkpoint)
     model.eval()
-    frames = [torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255 for frame in read_video_frames(CLIP)]
-    routes = {"fp32": pytorch_interpolator(model, "fp32"), "bf16": pytorch_interpolator(model, "bf16")}
-
+    frames = clip_frames()
     rows = []
     print("window  fp32 dB  bf16 dB  bf16-fp32  bf16 vs fp32 output")
     for start in window_starts(len(frames), args.windows):
-        inputs = [frames[start + offset] for offset in WINDOW]
-        target = frames[start + TARGET]
-        fp32, bf16 = (route(*inputs) for route in routes.values())
-        row = (psnr(fp32, target), psnr(bf16, target), psnr(bf16, fp32))
+        row = compare_window(model, frames, start)
         rows.append(row)
         print(f"{start:6d}  {row[0]:7.3f}  {row[1]:7.3f}  {row[1] - row[0]:+9.4f}  {row[2]:8.2f}", flush=True)
     fp32_mean, bf16_mean, apart = (statistics.mean(column) for column in zip(*rows))
     print(f"mean    {fp32_mean:7.3f}  {bf16_mean:7.3f}  {bf16_mean - fp32_mean:+9.4f}  {apart:8.2f}")
+
+
+def clip_frames() -> list[Tensor]:
+    """The shipped clip as (1, 3, H, W) float32 frames in [0, 1]."""
+    return [torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255 for frame in read_video_frames(CLIP)]
+
+
+def compare_window(model: torch.nn.Module, frames: list[Tensor], start: int) -> tuple[float, float, float]:
+    """PSNR of the float32 and the bf16 output against the real middle frame, and of bf16 against float32."""
+    inputs = [frames[start + offset] for offset in WINDOW]
+    target = frames[start + TARGET]
+    fp32, bf16 = (pytorch_interpolator(model, precision)(*inputs) for precision in ("fp32", "bf16"))
+    return psnr(fp32, target), psnr(bf16, target), psnr(bf16, fp32)
 
 
 if __name__ == "__main__":
