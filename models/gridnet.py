@@ -134,8 +134,10 @@ class MIMOGridNet(nn.Module):
                 column[r] = self._block(f"lateral_{r}_{c}", r, column[r])
                 if r > 0:
                     column[r] = self._block(f"down_{r - 1}_{c}", r, column[r - 1], residual=column[r])
+        # After the turn, information only moves from row r + 1 into row r, so rows above the first output row can
+        # no longer reach an output: skipping them changes no output or gradient (their blocks get none either way).
         for c in range(half, self.n_col):
-            for r in reversed(range(self.n_row)):
+            for r in reversed(range(min(self.outrow), self.n_row)):
                 column[r] = self._block(f"lateral_{r}_{c}", r, column[r])
                 if r < self.n_row - 1:
                     column[r] = self._block(f"up_{r}_{c - half}", r, column[r + 1], residual=column[r])

@@ -495,6 +495,20 @@ def test_student_gradients_reach_every_trainable_parameter():
             assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), key
 
 
+def test_gridnet_does_not_run_the_blocks_that_cannot_reach_its_output():
+    """The blocks of GRIDNET_UNUSED are not run at all (their output is unused; the goldens hold the rest)."""
+    torch.manual_seed(0)
+    grid = models.student_STMFNet().scale_synthesis.eval()
+    ran = set()
+    for name, block in grid.named_children():
+        block.register_forward_hook(lambda module, inputs, output, name=name: ran.add(name))
+    with torch.no_grad():
+        grid(torch.rand(1, 6, 32, 32), torch.rand(1, 6, 16, 16), torch.rand(1, 6, 8, 8))
+    skipped = {name for name, _ in grid.named_children()} - ran
+    assert skipped == {"lateral_0_2", "lateral_0_3", "up_0_0", "up_0_1"}
+    assert all(f"scale_synthesis.{name}.".startswith(GRIDNET_UNUSED) for name in skipped)
+
+
 # --------------------------------------------------------------------------------------------- sizes and errors
 
 
