@@ -1,14 +1,16 @@
-"""Allocator setting for the command-line tools: for frames up to 640x360 pixels, large blocks come from the heap
+"""Allocator setting for the command-line tools: for frames up to 960x540 pixels, large blocks come from the heap
 and freed memory is kept for reuse.
 
 A forward pass allocates and frees maps of 30-70 MB dozens of times (the GridNet's row at twice the frame size).
 glibc's malloc serves every block above its mmap threshold (32 MiB at most) with a fresh mapping, so each such map
 costs a page fault and a zero-fill per 4 KiB page: about 200 000 faults per student forward at 256x448, 10 million
 at 1080p. Served from the heap, and kept there when freed, the next map reuses the same pages (the student's
-forward on a 2-core machine: about 20 % faster at 256x448, 30 % at 1080p). The price is fragmentation: memory
-freed inside the heap stays resident, and a hole left by a freed map is often a few bytes short of the next
-64-byte-aligned map of the same size; the peak grew by 15 % at 256x448 but by 84 % at 1080p. So the tools turn
-it on for frames of at most :data:`HEAP_REUSE_MAX_PIXELS` and off (handing the kept memory back) for larger ones.
+forward on a 2-core machine: about 20 % faster at 256x448, 27-31 % at 480x854, 30 % at 1080p; the teacher's 42 %
+at 480x854). The price is fragmentation: memory freed inside the heap stays resident, and a hole left by a freed
+map is often a few bytes short of the next 64-byte-aligned map of the same size; the peak grew by 15 % at 256x448,
+by 35-50 % at 480x854 (to 2.4-2.6 GiB for the student, 3.6 GiB for the teacher) and by 84 % at 1080p. So the
+tools turn it on for frames of at most :data:`HEAP_REUSE_MAX_PIXELS` (480p and 540p video, 512-pixel tiles) and
+off (handing the kept memory back) for larger ones.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import sys
 from typing import Optional
 
 # Frames (or tiles) of at most this many pixels run with heap reuse.
-HEAP_REUSE_MAX_PIXELS = 640 * 360
+HEAP_REUSE_MAX_PIXELS = 960 * 540
 # mallopt parameters and glibc's defaults (malloc.h, malloc.c).
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 _DEFAULT_TRIM_THRESHOLD, _DEFAULT_MMAP_MAX = 128 * 1024, 65536

@@ -40,5 +40,7 @@ def test_heap_reuse_keeps_freed_pages_for_small_frames_only():
     assert states == ["True"] and faults < FRESH_PAGES // 16
     states, faults = _faults("allowed", "256x448", "1080x1920")  # turned off again for a large frame
     assert states == ["True", "False"] and faults >= FRESH_PAGES
+    states, _ = _faults("allowed", "480x854", "540x960", "720x1280")  # 480p and 540p video, not 720p
+    assert states == ["True", "True", "False"]
     states, faults = _faults("not-allowed", "256x448")  # a program importing the project keeps its allocator
     assert states == ["False"] and faults >= FRESH_PAGES
