@@ -9,8 +9,9 @@ likewise take one pass (``models/resize.py``).
 The fused route is taken for CPU inference (autograd off; oneDNN's fused ops have no backward) outside
 ``torch.compile`` and ONNX export: on float32 tensors, where it matches the plain layers to float32 rounding, and
 under CPU bfloat16 autocast, where the fused convolutions run in bfloat16 as autocast would run them (bfloat16
-input, weight and output; a fused residual add is rounded to bfloat16 too, where autocast would promote it). Everywhere else (training, float64, CUDA, export, other autocast), and inside
-:func:`plain_layers`, the layers run as themselves, so those numbers are exactly the unfused ones.
+input, weight and output; a fused residual add is rounded to bfloat16 too, where autocast would promote it).
+Everywhere else (training, float64, CUDA, export, other autocast), and inside :func:`plain_layers`, the layers run
+as themselves, so those numbers are exactly the unfused ones.
 """
 from __future__ import annotations
 

@@ -150,4 +150,9 @@ class MIMOGridNet(nn.Module):
         if row not in self.outrow or not torch.is_autocast_enabled(x.device.type):
             return block(x, **arguments)
         with torch.autocast(x.device.type, enabled=False):
-            return block(x.float(), **{key: value.float() for key, value in arguments.items()})
+            return block(_widened(x), **{key: _widened(value) for key, value in arguments.items()})
+
+
+def _widened(x: Tensor) -> Tensor:
+    """``x`` in float32 if autocast made it 16-bit, else as it is."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x

@@ -82,7 +82,8 @@ def main() -> None:
     start = time.perf_counter()
 
     if not sequence.is_dir():
-        run(f"held-out frames {DEFAULT_TEST_FRAMES.start}-{DEFAULT_TEST_FRAMES.stop - 1} of the clip", logs / "data.txt",
+        held_out = f"{DEFAULT_TEST_FRAMES.start}-{DEFAULT_TEST_FRAMES.stop - 1}"
+        run(f"held-out frames {held_out} of the clip", logs / "data.txt",
             "-m", "data.make_demo_data", "--out", str(data), "--test_only")
     eval_dirs = {}
     for method, flags in METHODS.items():
