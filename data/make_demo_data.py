@@ -4,9 +4,10 @@
     python -m data.make_demo_data --out heldout --video clip.mp4 --test_only --test_frames 0:40 --name clip
 
 Writes
-    vimeo_septuplet/  every 7-frame window (stride 1) of the training frames (--train_frames), listed in
+    vimeo_septuplet/  every 7-frame window of the training frames (--train_frames) at each temporal stride of
+                      --strides (frames t, t+s, ..., t+6s: s times the clip's motion), listed in
                       sep_trainlist.txt; plus --synthetic septuplets of global motion (below); sep_testlist.txt
-                      holds a few windows of the training frames, for train.py's validation pass only
+                      holds a few stride-1 windows of the training frames, for train.py's validation pass only
     vfitex/<name>/    the held-out frames (--test_frames) as 001.png, 002.png, ..., which evaluate.py reads as
                       VFITex_quintuplet (a window every two frames); with --test_synthetic N instead N synthetic
                       septuplets of held-out frames, vfitex/<name>-moved-01/ ... (one evaluation window each)
@@ -16,7 +17,9 @@ The two frame ranges may not overlap, so nothing evaluated on vfitex/ was seen i
 Synthetic septuplets: a window of a training frame that moves by a whole number of pixels per frame, so
 every frame, the middle one included, is an exact crop of the same picture (no resampling, exact midpoints).
 They add motion larger and in more directions than the clip has; made from held-out frames, they test what a
-model learnt about motion on pictures it never saw.
+model learnt about motion on pictures it never saw. Training septuplets may move faster (--max_speed) than fits
+the frame's height: such a window is cut as a square of --synthetic_size pixels, whose vertical speed is limited by
+the frame's height, and half of them are transposed (picture and motion), so fast moves go both ways.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ import numpy as np
 from common.files import PathType
 from data.make_sample import DEFAULT_VIDEO, save_frame
 from data.video import read_video_frames
+from pipeline.cli import positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +58,17 @@ def parse_range(text: str) -> range:
     return range(first, last)
 
 
+def parse_strides(text: str) -> tuple[int, ...]:
+    """'1,2,3' as (1, 2, 3): distinct temporal strides of at least 1."""
+    try:
+        strides = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"strides {text!r} are not comma-separated integers (e.g. 1,2,3)") from None
+    if min(strides) < 1 or len(set(strides)) != len(strides):
+        raise argparse.ArgumentTypeError(f"strides {text!r} must be distinct integers of at least 1")
+    return strides
+
+
 def synthetic_septuplet(frame: np.ndarray, speed: tuple[int, int], rng: np.random.Generator) -> list[np.ndarray]:
     """Seven crops of ``frame`` whose window moves by ``speed`` = (dy, dx) pixels per frame."""
     height, width = SYNTHETIC_SIZE
@@ -73,24 +88,62 @@ def random_septuplet(frames: list[np.ndarray], among: range, rng: np.random.Gene
     return [np.ascontiguousarray(crop) for crop in synthetic_septuplet(frame, speed, rng)]
 
 
-def write_training(frames: list[np.ndarray], train: range, synthetic: int, seed: int, root: Path) -> dict[str, int]:
+def fast_septuplet(
+    frames: list[np.ndarray], among: range, max_speed: int, size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Seven size x size crops of a random frame of ``among`` moving up to ``max_speed`` pixels per frame along
+    the width and as fast as the height allows along it; transposed (picture and motion) with probability 1/2."""
+    frame = frames[int(rng.integers(among.start, among.stop))]
+    speed_limits = [min(max_speed, (extent - size) // (SEPTUPLET - 1)) for extent in frame.shape[:2]]
+    if min(speed_limits) < 0:
+        raise ValueError(f"--synthetic_size {size} does not fit in frames of {frame.shape[0]}x{frame.shape[1]}")
+    speed = tuple(int(rng.integers(-limit, limit + 1)) for limit in speed_limits)
+    height, width = size, size
+    span_y, span_x = abs(speed[0]) * (SEPTUPLET - 1), abs(speed[1]) * (SEPTUPLET - 1)
+    top = int(rng.integers(0, frame.shape[0] - height - span_y + 1)) + (span_y if speed[0] < 0 else 0)
+    left = int(rng.integers(0, frame.shape[1] - width - span_x + 1)) + (span_x if speed[1] < 0 else 0)
+    crops = [frame[top + k * speed[0]:top + k * speed[0] + height, left + k * speed[1]:left + k * speed[1] + width]
+             for k in range(SEPTUPLET)]
+    transpose = bool(rng.integers(0, 2))
+    return [np.ascontiguousarray(crop.transpose(1, 0, 2) if transpose else crop) for crop in crops]
+
+
+def write_training(
+    frames: list[np.ndarray],
+    train: range,
+    synthetic: int,
+    seed: int,
+    root: Path,
+    strides: tuple[int, ...] = (1,),
+    max_speed: int = MAX_SPEED,
+    synthetic_size: Optional[int] = None,
+) -> dict[str, int]:
+    """Real windows at each of ``strides`` and ``synthetic`` moving ones (:func:`random_septuplet`, or
+    :func:`fast_septuplet` when ``synthetic_size`` is given)."""
     sequences = root / "sequences"
     names = []
-    for start in range(train.start, train.stop - SEPTUPLET + 1):
-        name = f"real/{start:04d}"
-        for k in range(SEPTUPLET):
-            save_frame(frames[start + k], sequences / name / f"im{k + 1}.png")
-        names.append(name)
+    for stride in strides:
+        prefix = "real" if stride == 1 else f"real-stride{stride}"
+        for start in range(train.start, train.stop - (SEPTUPLET - 1) * stride):
+            name = f"{prefix}/{start:04d}"
+            for k in range(SEPTUPLET):
+                save_frame(frames[start + k * stride], sequences / name / f"im{k + 1}.png")
+            names.append(name)
     if not names:
         raise ValueError(f"training frames {train.start}:{train.stop} hold no window of {SEPTUPLET} frames")
     rng = np.random.default_rng(seed)
     synthetic_names = []
     for number in range(synthetic):
         name = f"synthetic/{number:04d}"
-        for k, crop in enumerate(random_septuplet(frames, train, rng)):
+        if synthetic_size is None:
+            septuplet = random_septuplet(frames, train, rng)
+        else:
+            septuplet = fast_septuplet(frames, train, max_speed, synthetic_size, rng)
+        for k, crop in enumerate(septuplet):
             save_frame(crop, sequences / name / f"im{k + 1}.png")
         synthetic_names.append(name)
-    validation = names[:: max(1, len(names) // VALIDATION_WINDOWS)][:VALIDATION_WINDOWS]
+    stride_one = [name for name in names if name.startswith("real/")] or names
+    validation = stride_one[:: max(1, len(stride_one) // VALIDATION_WINDOWS)][:VALIDATION_WINDOWS]
     (root / "sep_trainlist.txt").write_text("\n".join(names + synthetic_names) + "\n")
     (root / "sep_testlist.txt").write_text("\n".join(validation) + "\n")
     return {"real": len(names), "synthetic": len(synthetic_names)}
@@ -124,6 +177,9 @@ def build(
     synthetic: int = 0,
     seed: int = 0,
     test_synthetic: int = 0,
+    strides: tuple[int, ...] = (1,),
+    max_speed: int = MAX_SPEED,
+    synthetic_size: Optional[int] = None,
 ) -> dict[str, int]:
     """Write the layouts (training ones only when ``train`` is given); returns what was written."""
     out = Path(out)
@@ -144,7 +200,8 @@ def build(
     else:
         counts = {"test frames": write_test_sequence(frames, test, out / "vfitex" / name)}
     if train is not None:
-        counts.update(write_training(frames, train, synthetic, seed, out / "vimeo_septuplet"))
+        counts.update(write_training(frames, train, synthetic, seed, out / "vimeo_septuplet",
+                                     strides, max_speed, synthetic_size))
     return counts
 
 
@@ -162,6 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test_synthetic", type=int, default=0,
                         help="write this many synthetic septuplets of the held-out frames instead of their sequence")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic septuplets")
+    parser.add_argument("--strides", type=parse_strides, default=(1,),
+                        help="comma-separated temporal strides of the real training windows, e.g. 1,2,3")
+    parser.add_argument("--max_speed", type=positive_int, default=MAX_SPEED,
+                        help="largest speed of a synthetic training septuplet, pixels per frame (with "
+                             "--synthetic_size; held-out moved windows always use %(default)s)")
+    parser.add_argument("--synthetic_size", type=positive_int, default=None,
+                        help="side of square synthetic training septuplets that may move up to --max_speed "
+                             f"(default: {SYNTHETIC_SIZE[0]}x{SYNTHETIC_SIZE[1]} windows up to {MAX_SPEED} "
+                             "pixels per frame)")
     return parser
 
 
@@ -174,7 +240,8 @@ def main() -> None:
         raise SystemExit(f"error: --test_synthetic must be 0 or more, got {args.test_synthetic}")
     try:
         counts = build(args.video, args.out, args.test_frames, args.name,
-                       None if args.test_only else args.train_frames, args.synthetic, args.seed, args.test_synthetic)
+                       None if args.test_only else args.train_frames, args.synthetic, args.seed, args.test_synthetic,
+                       args.strides, args.max_speed, args.synthetic_size)
     except (FileExistsError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
     logger.info("Written to %s: %s", args.out, ", ".join(f"{count} {what}" for what, count in counts.items()))
