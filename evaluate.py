@@ -28,9 +28,11 @@ import torch
 
 import data
 import models
-from common.files import atomic_write_text, file_sha256
+from common.files import file_sha256
+from common.safe_write import atomic_write_text
 from common.memory import allow_heap_reuse
 from deploy.backends import add_backend_arguments, check_backend_arguments, onnx_interpolator, pytorch_interpolator
+from deploy.onnx_runtime import OnnxOutputError
 from pipeline import cli
 from pipeline.evaluation import (
     BASELINES,
@@ -44,7 +46,8 @@ from pipeline.evaluation import (
     output_files,
 )
 from pipeline.failures import ScriptError, reported_failures
-from pipeline.output_folder import OutputFolder, check_not_overlapping, check_output_location
+from pipeline.output_folder import OutputFolder, check_output_location
+from pipeline.run_paths import refuse_aliased_paths
 from pipeline.results_file import results_text
 
 DEFAULT_CHECKPOINT = "./models/stmfnet_mini.pth"  # the original's default
@@ -98,9 +101,10 @@ def build_predictor(args: argparse.Namespace, device: torch.device) -> tuple[Pre
         return baseline_predictor(args.baseline), {"model": f"baseline_{args.baseline}", **record}
     if args.backend == "onnxruntime":
         onnx_file = Path(args.onnx)
-        record.update(model=args.net, backend="onnxruntime", onnx=str(onnx_file.resolve()),
+        interpolator = onnx_interpolator(args, device)
+        record.update(model=interpolator.describe(), backend="onnxruntime", onnx=str(onnx_file.resolve()),
                       onnx_sha256=file_sha256(onnx_file))
-        return onnx_interpolator(args, device), record
+        return interpolator, record
     loaded = cli.load_model(args, device, DEFAULT_CHECKPOINT)
     record.update(model=args.net, backend="pytorch", precision=args.precision, compiled=args.compile,
                   random_weights=loaded.checkpoint is None)
@@ -218,11 +222,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         raise ScriptError(str(error)) from error
     folder = OutputFolder(dataset_dir, "evaluate.py", "--out_dir",
                           [*output_files(test_set, args.save_grid), *RESULT_FILES, LOG_FILE])
-    inputs = {"--data_dir": [test_set.root, *{path.parent for item in test_set.items for path in item.frame_paths}]}
-    if args.baseline is None:
-        weights_flag = "--onnx" if args.backend == "onnxruntime" else "--checkpoint"
-        inputs[weights_flag] = [getattr(args, weights_flag[2:])]
-    check_not_overlapping(dataset_dir, "--out_dir", inputs)
+    frame_folders = {path.parent for item in test_set.items for path in item.frame_paths}
+    unread = args.baseline is not None or args.backend == "onnxruntime"
+    refuse_aliased_paths(args, written={"--out_dir": dataset_dir},
+                         read={"--data_dir": [test_set.root, *frame_folders], "--checkpoint": None if unread else
+                               args.checkpoint})
     folder.check(args.overwrite)
     check_frames(test_set, list(metrics))
     try:
@@ -243,7 +247,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
             device_description(device),
         )
 
-        summary = evaluate(test_set, predict, metrics, device, output_dir=dataset_dir, save_grid=args.save_grid)
+        try:
+            summary = evaluate(test_set, predict, metrics, device, output_dir=dataset_dir, save_grid=args.save_grid)
+        except OnnxOutputError as error:
+            raise ScriptError(str(error)) from error
 
         record = results_record(args, argv, test_set, summary, predictor_record, device)
         text = results_text(summary, args.dataset)

@@ -12,20 +12,24 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional
 
+import onnx
 import torch
 
 import models
+from common.safe_write import atomic_write_to
 from deploy.onnx_export import OPSET, export_model
 from models.checkpoint import load_checkpoint
 from pipeline.cli import add_model_arguments
+from pipeline.failures import ScriptError, reported_failures
+from pipeline.run_paths import refuse_aliased_paths
 
 logger = logging.getLogger("export_onnx")
+
+MIN_OPSET = 16
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,8 +54,9 @@ def check_arguments(args: argparse.Namespace) -> Path:
         raise ValueError("--checkpoint PATH is required (or --allow_random to export random weights)")
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"--checkpoint {args.checkpoint} not found")
-    if args.opset < 16:
-        raise ValueError(f"--opset must be 16 or later (ScatterElements with reduction), got {args.opset}")
+    if not MIN_OPSET <= args.opset <= onnx.defs.onnx_opset_version():
+        raise ValueError(f"--opset must be {MIN_OPSET} (ScatterElements with reduction) to "
+                         f"{onnx.defs.onnx_opset_version()} (the newest the installed onnx knows), got {args.opset}")
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; give a file name such as {out / 'model.onnx'}")
     if out.exists() and not args.overwrite:
@@ -66,6 +71,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
+        refuse_aliased_paths(args)
         out = check_arguments(args)
         torch.manual_seed(args.seed)
         model = models.get_model_class(args.net)(args)
@@ -74,18 +80,15 @@ def main(argv: Optional[list[str]] = None) -> int:
             logger.info("loaded %s weights from %s", args.net, args.checkpoint)
         else:
             logger.warning("%s has RANDOM weights (--allow_random, seed %d)", args.net, args.seed)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, ScriptError) as error:
         parser.error(str(error))
 
-    # Written next to the target and renamed into place, so that --out is never half-written.
-    handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent.resolve())
-    os.close(handle)
-    try:
-        export_model(model, temporary, opset=args.opset)
-        os.replace(temporary, out)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    with reported_failures(parser.prog):
+        try:
+            atomic_write_to(out, lambda path: export_model(model, path, opset=args.opset, network=args.net),
+                            replace=args.overwrite)
+        except ValueError as error:
+            raise ScriptError(str(error)) from error
     logger.info("wrote %s (%.1f MB, opset %d)", out, out.stat().st_size / 2**20, args.opset)
     return 0
 

@@ -33,9 +33,12 @@ from tqdm import tqdm
 
 import models
 from common.memory import allow_heap_reuse
+from common.safe_write import Terminated, terminate_as_exit
 from deploy.backends import add_backend_arguments, check_backend_arguments, onnx_interpolator, pytorch_interpolator
 from pipeline import cli
 from pipeline.evaluation import BASELINES, baseline_predictor
+from pipeline.failures import ScriptError
+from pipeline.run_paths import refuse_aliased_paths
 from video.interpolation import (
     BOUNDARY_MODES,
     FACTORS,
@@ -57,6 +60,7 @@ from video.yuv import BIT_DEPTHS, CHROMA_FORMATS, MATRICES
 DEFAULT_CHECKPOINT = "train_results/checkpoint/model_epoch070.pth"  # the teacher script's default
 # The teacher script wrote its mp4 at --out_fps 30 whatever the input; we keep it for inputs without a rate.
 FALLBACK_FRAME_RATE = Fraction(30)
+INTERRUPTED_STATUS = 130  # the shell's status for a process ended by Ctrl-C (128 + SIGINT)
 
 logger = logging.getLogger("interpolate")
 
@@ -143,7 +147,7 @@ def format_rate(rate: Fraction) -> str:
 
 def output_rate(args: argparse.Namespace, input_rate: Optional[Fraction]) -> Fraction:
     if args.out_fps is not None:
-        return Fraction(args.out_fps).limit_denominator(1001)
+        return cli.exact_frame_rate(args.out_fps, "--out_fps")
     if input_rate is None:
         logger.info("the input has no frame rate and --input_fps is not set: writing %s fps", FALLBACK_FRAME_RATE)
         return FALLBACK_FRAME_RATE
@@ -151,7 +155,17 @@ def output_rate(args: argparse.Namespace, input_rate: Optional[Fraction]) -> Fra
 
 
 def model_name(args: argparse.Namespace) -> str:
-    return f"baseline_{args.baseline}" if args.baseline else args.net
+    """What made the frames, for the default output name: a baseline, the ONNX file, or --net."""
+    if args.baseline:
+        return f"baseline_{args.baseline}"
+    return f"onnx-{Path(args.onnx).stem}" if args.backend == "onnxruntime" else args.net
+
+
+def non_finite_message(index: int, args: argparse.Namespace) -> str:
+    """Why a run stops at a NaN or infinite output frame: black frames would be written without a word."""
+    weights = f"--onnx {args.onnx}" if args.backend == "onnxruntime" else f"--checkpoint {args.checkpoint}"
+    return (f"output frame {index} came out of the network with NaN or infinite values; the weights ({weights}) "
+            "are damaged or overflow on this input, and no output was written")
 
 
 def resolve_output(args: argparse.Namespace, source: FrameSource, rate: Fraction) -> Path:
@@ -224,11 +238,20 @@ def error_message(error: BaseException, output: Optional[Path] = None) -> str:
     return str(error)
 
 
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM during the run; the partial output has been removed."""
+
+    def __init__(self, output: Optional[Path], status: int) -> None:
+        super().__init__(f"interrupted; {output if output else 'the output'} was not written")
+        self.status = status
+
+
 def main(argv: Optional[list[str]] = None) -> dict[str, object]:
     """Run the conversion; returns the summary that is logged. Expected failures exit with a one-line message."""
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     cli.setup_logging()
+    terminate_as_exit()
     try:
         return convert(args, parser)
     except RunFailure as failure:
@@ -236,6 +259,15 @@ def main(argv: Optional[list[str]] = None) -> dict[str, object]:
             raise failure.__cause__ from None
         print(f"{parser.prog}: error: {failure}", file=sys.stderr)
         sys.exit(1)
+    except Interrupted as interruption:
+        print(f"{parser.prog}: {interruption}", file=sys.stderr)
+        sys.exit(interruption.status)
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted; nothing was written", file=sys.stderr)
+        sys.exit(INTERRUPTED_STATUS)
+    except Terminated as terminated:
+        print(f"{parser.prog}: terminated; nothing was written", file=sys.stderr)
+        sys.exit(terminated.code)
 
 
 def start_up_error(parser: argparse.ArgumentParser, args: argparse.Namespace, error: BaseException) -> None:
@@ -253,15 +285,18 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
         if args.fp16 and device.type != "cuda":
             raise ValueError(f"--fp16 needs a CUDA device, but the device is {device}; drop --fp16 on the CPU")
         check_backend_arguments(args, device)
-        input_rate = Fraction(args.input_fps).limit_denominator(1001) if args.input_fps else None
+        input_rate = cli.exact_frame_rate(args.input_fps, "--input_fps") if args.input_fps else None
         source = open_source(args.input, args.size, args.pix_fmt, args.bit_depth, input_rate, args.yuv_matrix,
                              args.allow_truncated)
         rate = output_rate(args, source.info.frame_rate)
         output = resolve_output(args, source, rate)
         is_video = output.suffix != ""
+        unread = args.baseline is not None or args.backend == "onnxruntime"
+        refuse_aliased_paths(args, written={"--output": output, "--out_dir": None},
+                             read={"--input": source.info.path, "--checkpoint": None if unread else args.checkpoint})
         target = check_output(output, source.info.path, is_video, args.overwrite)
         if args.report is not None:
-            check_report_path(Path(args.report), output, source.info.path, args.overwrite)
+            check_report_path(Path(args.report), output, args.overwrite)
         input_times: list[Optional[Fraction]] = []
         frames = recorded(source.timed_frames(), input_times)
         if args.max_frames is not None:
@@ -270,7 +305,7 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
         if len(head) < 2:
             raise ValueError(f"{source.info.path} has {len(head)} frame(s); interpolation needs at least 2")
         interpolate = build_interpolator(args, device)
-    except (OSError, ValueError, av.error.FFmpegError) as error:  # missing/unreadable files are OSErrors
+    except (OSError, ValueError, ScriptError, av.error.FFmpegError) as error:  # missing/unreadable files: OSError
         start_up_error(parser, args, error)
 
     info = source.info
@@ -335,11 +370,17 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
             frames_out = raise_planned_frame_rate(planned, counting(interpolate, synthesised), args.factor,
                                                   args.boundary)
             for index, frame in enumerate(frames_out):
+                if not torch.isfinite(frame).all():
+                    raise ValueError(non_finite_message(index, args))
                 pixels = np.rot90(tensor_to_frame(frame), turns) if turns else tensor_to_frame(frame)
                 writer.write(pixels, output_time(input_times, index, args.factor) if keep_times else None)
                 progress.update()
     except (OSError, ValueError, av.error.FFmpegError) as error:  # the writer has removed its partial output
         raise RunFailure(error_message(error, output)) from error
+    except KeyboardInterrupt as error:
+        raise Interrupted(output, INTERRUPTED_STATUS) from error
+    except Terminated as error:
+        raise Interrupted(output, error.code) from error
     elapsed = time.perf_counter() - started
 
     summary = run_summary(info.path, output, input_times, writer.frames_written, rate, args.factor, gaps,
@@ -351,9 +392,9 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
     print(summary_line(summary), file=sys.stderr)
     if args.report is not None:
         try:
-            write_report(Path(args.report), summary)
+            write_report(Path(args.report), summary, args.overwrite)
         except OSError as error:
-            raise RunFailure(f"the output was written, but not the report: {error_message(error)}") from error
+            raise RunFailure(f"{output} was written, but not the report: {error_message(error)}") from error
         logger.info("wrote the summary to %s", args.report)
     return summary
 

@@ -11,7 +11,7 @@ operator domain and any ONNX runtime can run it.
 from __future__ import annotations
 
 from os import PathLike
-from typing import Union
+from typing import Optional, Union
 
 import onnx
 import torch
@@ -19,16 +19,21 @@ from torch import nn
 
 INPUT_NAMES = ("I0", "I1", "I2", "I3")
 OUTPUT_NAME = "middle"
+NETWORK_KEY = "network"  # metadata entry naming the exported network (its --net)
 # ScatterElements with reduction="add" (softmax splatting) needs opset 16; 18 is what the exporter targets.
 OPSET = 18
 # Traced frame size: any size works afterwards; a small one keeps the export quick.
 _TRACE_SIZE = (128, 128)
 
 
-def export_model(model: nn.Module, path: Union[str, PathLike], opset: int = OPSET) -> onnx.ModelProto:
+def export_model(
+    model: nn.Module, path: Union[str, PathLike], opset: int = OPSET, network: Optional[str] = None
+) -> onnx.ModelProto:
     """Write ``model`` (float32, evaluated on the CPU) as a self-contained ONNX file and check it.
 
-    Returns the checked model. The weights are stored inside the file (no external data file).
+    Returns the checked model. The weights are stored inside the file (no external data file); ``network`` (the
+    ``--net`` name) goes into the file's metadata as ``network``. ValueError when the exporter cannot write
+    ``opset``.
     """
     model = model.float().cpu().eval()
     frames = tuple(torch.rand(1, 3, *_TRACE_SIZE, generator=torch.Generator().manual_seed(index))
@@ -44,6 +49,16 @@ def export_model(model: nn.Module, path: Union[str, PathLike], opset: int = OPSE
             optimize=False,
         )
     proto = program.model_proto
+    written_opset = default_opset(proto)
+    if written_opset != opset:
+        raise ValueError(f"--opset {opset}: the exporter wrote opset {written_opset} instead; use --opset {OPSET}")
+    if network is not None:
+        proto.metadata_props.add(key=NETWORK_KEY, value=network)
     onnx.checker.check_model(proto, full_check=True)
-    program.save(str(path), external_data=False)
+    onnx.save_model(proto, str(path))
     return proto
+
+
+def default_opset(proto: onnx.ModelProto) -> Optional[int]:
+    """The version of the standard ONNX operator set a model imports."""
+    return next((entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx")), None)

@@ -6,13 +6,14 @@ offers (``onnxruntime-gpu`` brings the first two); ``device="cpu"`` uses the CPU
 from __future__ import annotations
 
 from os import PathLike
+from pathlib import Path
 from typing import Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from deploy.onnx_export import INPUT_NAMES, OUTPUT_NAME
+from deploy.onnx_export import INPUT_NAMES, NETWORK_KEY, OUTPUT_NAME
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
@@ -53,9 +54,24 @@ class OnnxInterpolator:
         names = tuple(node.name for node in self.session.get_inputs())
         if names != INPUT_NAMES:
             raise ValueError(f"{path} takes inputs {names}, not the four frames {INPUT_NAMES} of export_onnx.py")
+        self.path = path
+        self.network = self.session.get_modelmeta().custom_metadata_map.get(NETWORK_KEY)
 
     def __call__(self, frame0: Tensor, frame1: Tensor, frame2: Tensor, frame3: Tensor) -> Tensor:
         feeds = {name: np.ascontiguousarray(frame.detach().float().cpu().numpy())
                  for name, frame in zip(INPUT_NAMES, (frame0, frame1, frame2, frame3))}
         (middle,) = self.session.run([OUTPUT_NAME], feeds)
+        if middle.shape != feeds[INPUT_NAMES[1]].shape:
+            raise OnnxOutputError(
+                f"--onnx {self.path} returned a {'x'.join(map(str, middle.shape))} frame for "
+                f"{'x'.join(map(str, frame1.shape))} inputs: it is not a model written by export_onnx.py"
+            )
         return torch.from_numpy(middle).to(device=frame1.device, dtype=frame1.dtype)
+
+    def describe(self) -> str:
+        """What the file is, for output names and results: ``onnx:<file>`` and the network its metadata names."""
+        return f"onnx:{Path(self.path).name}" + (f" ({self.network})" if self.network else "")
+
+
+class OnnxOutputError(ValueError):
+    """An ONNX model gave a frame of another shape than its inputs (a wrong model)."""

@@ -2,6 +2,8 @@
 dict, with or without DataParallel's ``module.`` prefix, checked completely before anything is copied."""
 from __future__ import annotations
 
+import os
+import pickle
 from typing import Any
 
 import torch
@@ -66,6 +68,21 @@ def refuse_non_finite(state_dict: dict[str, Any], source: str) -> None:
         )
 
 
+def read_torch_file(path: PathType, map_location: Any = "cpu") -> Any:
+    """``torch.load`` of an untrusted file: tensors and plain containers only (``weights_only``: nothing in the
+    file can run code), and a one-line ValueError for anything that is not such a file."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except OSError:
+        raise
+    except Exception as error:  # damaged or foreign: RuntimeError, EOFError, UnpicklingError, KeyError, ...
+        size = os.path.getsize(path)
+        if isinstance(error, pickle.UnpicklingError) and "unsupported global" in str(error).lower():
+            raise ValueError(f"{path} is not a plain PyTorch checkpoint ({size} bytes): it holds objects that only "
+                             "running its code could rebuild, which is never done") from error
+        raise ValueError(f"{path} is not a PyTorch checkpoint ({size} bytes)") from error
+
+
 def load_checkpoint(model: nn.Module, path: PathType, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a checkpoint into ``model`` strictly and return the whole checkpoint (e.g. to read ``"epoch"``).
 
@@ -74,12 +91,7 @@ def load_checkpoint(model: nn.Module, path: PathType, map_location: Any = "cpu")
     mismatch the model is left untouched and a ``ValueError`` lists the missing, unexpected and misshaped keys;
     so it is, with the tensors named, when a weight is NaN or infinite.
     """
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except OSError:
-        raise
-    except Exception as error:  # a damaged file surfaces as RuntimeError, EOFError, UnpicklingError, KeyError, ...
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint: {error}") from error
+    checkpoint = read_torch_file(path, map_location)
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{path} holds a {type(checkpoint).__name__}, expected a state dict")
     state_dict = checkpoint.get("state_dict", checkpoint)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from common.files import PathType
+from models.checkpoint import read_torch_file
 from cupy_module.correlation import correlation
 from models.checkpoint import refuse_non_finite, state_dict_mismatches
 
@@ -199,13 +200,7 @@ def load_pwc_weights(network: Network, path: PathType) -> None:
     A missing file raises FileNotFoundError; a file that is not readable, not PWC-Net weights or holds NaN or infinite
     weights, ValueError naming it.
     """
-    try:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as error:  # a damaged file surfaces as RuntimeError, EOFError, UnpicklingError, ...
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ValueError(f"{path} is not a readable PyTorch file ({reason})") from error
+    state_dict = read_torch_file(path)
     if not isinstance(state_dict, Mapping):
         raise ValueError(f"{path} holds a {type(state_dict).__name__}, not pytorch-pwc weights")
     state_dict = remap_state_dict(state_dict)

@@ -28,7 +28,9 @@ import torch
 from torch import nn
 from torch.optim import lr_scheduler
 
-from common.files import PathType, atomic_save, remove_stale_temporaries
+from common.files import PathType
+from common.safe_write import atomic_save, remove_stale_partials
+from models.checkpoint import read_torch_file
 from pipeline.distributed import unwrap_model
 from pipeline.failures import ScriptError
 
@@ -130,27 +132,39 @@ def save_last_checkpoint(
 def load_last_checkpoint(out_dir: PathType) -> dict[str, Any]:
     """Read ``last.pth`` of a run (on the CPU); a clear error when the run has none. The temporaries of a save that
     was killed half-way are removed first."""
-    for temporary in remove_stale_temporaries(checkpoint_dir(out_dir)):
+    for temporary in remove_stale_partials(checkpoint_dir(out_dir)):
         logger.info("Removed %s, left by a checkpoint write that was interrupted", temporary)
     path = last_checkpoint_path(out_dir)
     if not path.exists():
-        raise ScriptError(
-            f"--resume: {path} not found; resume needs the --out_dir of a run that saved at least one checkpoint"
-        )
+        raise ScriptError(f"--resume: {path} not found; {without_last_checkpoint(out_dir)}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except OSError:
-        raise
-    except Exception as error:  # empty (EOFError), truncated or overwritten: RuntimeError, UnpicklingError, ...
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        state = read_torch_file(path)
+    except ValueError as error:
         raise ScriptError(
-            f"--resume: {path} is damaged ({reason}); resume from a copy, or start a new run in another --out_dir"
+            f"--resume: {error}; resume from a copy, or start a new run in another --out_dir"
         ) from error
     missing = sorted(RESUME_KEYS - set(state)) if isinstance(state, dict) else sorted(RESUME_KEYS)
     if missing:
         raise ScriptError(f"--resume: {path} is not the last.pth of a train.py or distill.py run (it lacks "
                           f"{', '.join(missing)}); choose another --out_dir for a new run")
     return state
+
+
+def without_last_checkpoint(out_dir: PathType) -> str:
+    """What to do with an ``out_dir`` that has no ``last.pth``: a run stopped before saving one, or killed while
+    saving its first epoch (the epoch file is written second, so it then has one)."""
+    epochs = sorted(checkpoint_dir(out_dir).glob("model_epoch*.pth"))
+    if not epochs:
+        return "resume needs the --out_dir of a run that saved at least one checkpoint"
+    return (f"the run was stopped while saving, after {epochs[-1].name}: start a new run with another --out_dir and "
+            f"--load {epochs[-1]} (its weights; the optimizer state is not in it), or delete {out_dir} to start over")
+
+
+def restore_epoch_checkpoint(out_dir: PathType, model: nn.Module, progress: Progress) -> None:
+    """Write the file of the last finished epoch from the restored model if a run was killed before writing it."""
+    if progress.epoch > 0 and progress.epoch_step == 0 and not epoch_checkpoint_path(out_dir, progress.epoch).exists():
+        path = save_epoch_checkpoint(model, out_dir, progress.epoch)
+        logger.info("Wrote %s from last.pth (the run had been stopped before writing it)", path)
 
 
 def check_same_networks(state: dict[str, Any], args: Namespace, program: str, path: PathType) -> None:
@@ -264,6 +278,7 @@ def start_progress(
             "--data_dir, --train_sets, --samples_per_epoch and the items per step (processes x --batch_size)"
         )
     progress.world_size = world_size
+    restore_epoch_checkpoint(args.out_dir, states["model"], progress)
     return progress
 
 

@@ -7,6 +7,7 @@ import logging
 import math
 import sys
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -19,6 +20,9 @@ from models.checkpoint import load_checkpoint
 from models.stmfnet import ModelConfig
 
 DEVICES = ("auto", "cpu", "cuda")
+# Frame rates are fractions with a denominator up to 1001 (NTSC's 30000/1001), within 0.01 % of the rate asked for.
+MAX_RATE_DENOMINATOR = 1001
+RATE_TOLERANCE = Fraction(1, 10000)
 
 
 def positive_int(text: str) -> int:
@@ -41,6 +45,16 @@ def positive_float(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
     return value
+
+
+def exact_frame_rate(value: float, flag: str) -> Fraction:
+    """``value`` as the fraction a video can carry (denominator at most 1001, as 30000/1001); ValueError naming
+    ``flag`` when that fraction is not the rate asked for (a rate so low it would round to another one, or to 0)."""
+    rate = Fraction(value).limit_denominator(MAX_RATE_DENOMINATOR)
+    if rate == 0 or abs(rate - Fraction(value)) > Fraction(value) * RATE_TOLERANCE:
+        raise ValueError(f"{flag} {value:g} cannot be written as a frame rate (the nearest with a denominator up to "
+                         f"{MAX_RATE_DENOMINATOR} is {rate}); give a rate such as 25, 29.97 or 60")
+    return rate
 
 
 def non_negative_float(text: str) -> float:

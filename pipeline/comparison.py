@@ -14,7 +14,7 @@ from torch import Tensor
 
 from common.files import PathType
 from metrics import quantize
-from common.files import atomic_save_image
+from common.safe_write import atomic_save_image
 
 PANEL_LABELS = ("I1", "I2", "output", "ground truth")
 # The heat map saturates at a mean absolute error of a quarter of the range (64 of 255 levels), a fixed scale so

@@ -31,7 +31,7 @@ from metrics import LPIPS, calc_psnr, calc_ssim
 from metrics.quality import SSIM_WINDOW_SIZE
 from pipeline.comparison import save_comparison_grid
 from pipeline.failures import ScriptError
-from common.files import atomic_save_image
+from common.safe_write import atomic_save_image
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 from typing import Iterable, Optional
 
-from common.files import PathType, atomic_write_text
+from common.files import PathType
+from common.safe_write import atomic_write_text
 from pipeline.failures import ScriptError
 
 MANIFEST = ".stmfnet-output.json"
@@ -42,27 +43,6 @@ def check_output_location(path: PathType, flag: str) -> None:
         raise ScriptError(f"{flag} {path}{where} is not writable; choose a writable folder")
 
 
-def check_not_overlapping(output: PathType, flag: str, inputs: dict[str, Iterable[PathType]]) -> None:
-    """Refuse an ``output`` folder that equals or contains an input, or lies inside an input folder.
-
-    ``inputs`` maps the flag that names them to input paths (files or folders).
-    """
-    resolved_output = Path(output).resolve()
-    for input_flag, paths in inputs.items():
-        for path in paths:
-            resolved = Path(path).resolve()
-            if resolved == resolved_output or resolved_output in resolved.parents:
-                raise ScriptError(
-                    f"{flag}: the output folder {output} holds the input {path} ({input_flag}); "
-                    f"choose an output folder outside the input"
-                )
-            if resolved.is_dir() and resolved in resolved_output.parents:
-                raise ScriptError(
-                    f"{flag}: the output folder {output} lies inside the input {path} ({input_flag}); "
-                    f"choose an output folder outside the input"
-                )
-
-
 class OutputFolder:
     """The folder ``path`` claimed by ``program`` for the files ``planned`` (paths relative to the folder).
 
@@ -86,7 +66,29 @@ class OutputFolder:
             return None
         except (OSError, ValueError):
             raise ScriptError(f"{self.flag}: {self.path / MANIFEST} is damaged; choose another output folder")
-        return manifest if isinstance(manifest, dict) else None
+        if not isinstance(manifest, dict):
+            return None
+        files = manifest.get("files", [])
+        if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
+            raise ScriptError(f"{self.flag}: {self.path / MANIFEST} is damaged (its file list is not a list of names); "
+                              "choose another output folder")
+        for name in files:
+            self._check_listed_name(name)
+        return manifest
+
+    def _check_listed_name(self, name: str) -> None:
+        """A manifest is untrusted input: --overwrite deletes what it lists, so each entry must be a plain relative
+        name that stays inside the folder (no absolute path, no '..', no symbolic link leading out)."""
+        relative = Path(name)
+        inside = (
+            name and not relative.is_absolute() and ".." not in relative.parts and name not in _OWN_FILES
+            and self.path.resolve() in (self.path / relative).resolve().parents
+        )
+        if not inside:
+            raise ScriptError(
+                f"{self.flag}: {self.path / MANIFEST} lists {name!r}, which is not a file inside {self.path}; the "
+                "folder is refused (nothing was deleted): choose another output folder"
+            )
 
     def check(self, overwrite: bool) -> None:
         """Refuse a folder that is not ours, ours from an earlier run without ``overwrite``, or in use by a run."""

@@ -16,14 +16,23 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
-from common.files import PathType, append_text_atomically
+from common.files import PathType
+from common.safe_write import append_text_atomically
 from data import TRAINING_SETS
 from pipeline import distributed
 from models.pwcnet import Network as PWCNet
 from optim import parse_decay_type
-from pipeline.checkpoints import check_same_networks, checkpoint_dir, last_checkpoint_path, load_last_checkpoint
+from pipeline.checkpoints import (
+    check_same_networks,
+    checkpoint_dir,
+    last_checkpoint_path,
+    load_last_checkpoint,
+    without_last_checkpoint,
+)
 from pipeline.cli import add_device_arguments, add_model_arguments, checked_by, non_negative_float, setup_logging
-from pipeline.failures import reported_failures
+from pipeline.failures import ScriptError, reported_failures
+from pipeline.output_folder import check_output_location
+from pipeline.run_paths import refuse_aliased_paths
 
 logger = logging.getLogger(__name__)
 
@@ -159,11 +168,14 @@ def check_training_arguments(args: argparse.Namespace) -> None:
             raise ValueError(f"--pwc_weights: {error}; give pytorch-pwc's network-default.pytorch") from error
     # A new run would overwrite the checkpoints of an earlier one in the same folder.
     earlier = sorted(checkpoint_dir(args.out_dir).glob("*.pth")) if not args.resume else []
-    if earlier:
+    if earlier and last_checkpoint_path(args.out_dir).exists():
         raise ValueError(
             f"--out_dir {args.out_dir} already holds the checkpoints of a run ({earlier[-1].name}, ...): continue it "
             f"with --resume, or choose another --out_dir"
         )
+    if earlier:
+        raise ValueError(f"--out_dir {args.out_dir} holds {earlier[-1].name} but no last.pth: "
+                         f"{without_last_checkpoint(args.out_dir)}")
 
 
 @contextlib.contextmanager
@@ -177,8 +189,10 @@ def start_run(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) ->
     line on stderr and its traceback in log.txt."""
     args = parser.parse_args(argv)
     try:
+        check_output_location(args.out_dir, "--out_dir")
+        refuse_aliased_paths(args)
         check_training_arguments(args)
-    except ValueError as error:
+    except (ValueError, ScriptError) as error:
         parser.error(str(error))
     def retry() -> str:
         return "continue with --resume" if last_checkpoint_path(args.out_dir).exists() else "run again"

@@ -24,7 +24,8 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from common.files import PathType, append_text_atomically, atomic_write_text, atomic_write_with
+from common.files import PathType
+from common.safe_write import append_text_atomically, atomic_write_text, atomic_write_with
 
 # Module-path depth that names a block: "dyntex_generator.encoder.layer1", "get_kernel.moduleWeight1_ds.0".
 BLOCK_DEPTH = 3

@@ -256,11 +256,12 @@ class TrainingLoop:
         """The curves and both checkpoints (rank 0 of a distributed run only)."""
         progress = self.progress
         plot_curves(progress.history, self.out_dir / "curves.png")
-        model_path = save_epoch_checkpoint(self.model, self.out_dir, epoch_number)
+        # last.pth first: a run killed between the two writes resumes from it and restores the epoch file.
         save_last_checkpoint(
             self.out_dir, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler, loss=self.loss,
             progress=progress.to_dict(), args=self.args,
         )
+        model_path = save_epoch_checkpoint(self.model, self.out_dir, epoch_number)
         logger.info("Saved %s and %s", model_path, last_checkpoint_path(self.out_dir))
 
     def _add_to_history(self, record: dict[str, Any]) -> None:

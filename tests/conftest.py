@@ -119,14 +119,14 @@ class _FillingFile:
 
 @contextlib.contextmanager
 def disk_filling_after(monkeypatch, budget_bytes: int):
-    """Every file the atomic writes of common/files.py open accepts ``budget_bytes`` in all, then raises
+    """Every file the atomic writes of common/safe_write.py open accepts ``budget_bytes`` in all, then raises
     OSError(ENOSPC)."""
-    from common import files
+    from common import safe_write
 
     budget = [budget_bytes]
-    monkeypatch.setattr(files, "open", lambda path, mode: _FillingFile(open(path, mode), budget), raising=False)
+    monkeypatch.setattr(safe_write, "open", lambda path, mode: _FillingFile(open(path, mode), budget), raising=False)
     yield
-    monkeypatch.delattr(files, "open")
+    monkeypatch.delattr(safe_write, "open")
 
 
 @contextlib.contextmanager

@@ -86,7 +86,8 @@ def test_corrupted_file_raises_value_error(tmp_path, golden_student_state, damag
     torch.save({"state_dict": golden_student_state}, path)
     content = path.read_bytes()
     path.write_bytes({"truncated": content[: len(content) // 2], "text": b"not a checkpoint", "empty": b""}[damage])
-    with pytest.raises(ValueError, match="not a readable PyTorch checkpoint"):
+    size = path.stat().st_size
+    with pytest.raises(ValueError, match=rf"^{path} is not a PyTorch checkpoint \({size} bytes\)$"):
         load_checkpoint(models.student_STMFNet(), path)
 
 

@@ -165,7 +165,7 @@ CASES: dict[str, Case] = {
         [*BASELINE, "--overwrite"], "results is a folder that interpolate.py did not write", foreign_output_folder,
         output="results"),
     "interpolate output containing the input": interpolate_case(
-        [*BASELINE, "--overwrite"], "the output inner/.. contains the input", output="inner/.."),
+        [*BASELINE, "--overwrite"], "--output inner/.. holds --input frames", output="inner/.."),
     "interpolate full disk": interpolate_case(BASELINE, "no space left on {tmp}/new", full_disk, output="new/pngs"),
 }
 
@@ -239,12 +239,12 @@ CASES.update({
     "evaluate --out_dir is a file": evaluate_case([], "--out_dir notes.txt is a file", file_as_parent,
                                                   out_dir="notes.txt"),
     "evaluate read-only --out_dir": evaluate_case([], "--out_dir readonly", read_only_folder, out_dir="readonly"),
-    "evaluate --out_dir inside the input": evaluate_case([], "lies inside the input", out_dir="data/ucf101/0/.."),
+    "evaluate --out_dir inside the input": evaluate_case([], "lies inside --data_dir", out_dir="data/ucf101/0/.."),
     "evaluate --overwrite of a folder it did not write": evaluate_case(
         ["--overwrite"], "out/Ucf101_quintuplet is not empty and was not written by evaluate.py",
         foreign_results_folder),
     "evaluate empty checkpoint": evaluate_case(
-        ["--checkpoint", "weights.pth"], "weights.pth is not a readable PyTorch checkpoint", empty_checkpoint,
+        ["--checkpoint", "weights.pth"], "weights.pth is not a PyTorch checkpoint (0 bytes)", empty_checkpoint,
         baseline=False),
 })
 
@@ -304,13 +304,13 @@ def earlier_run(script: str, *flags: str) -> Callable[[Path, pytest.MonkeyPatch]
 
 def full_disk_for_training(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No room for any file the run writes (its log aside)."""
-    from common import files
+    from common import safe_write
 
-    monkeypatch.setattr(files, "open", no_space, raising=False)
+    monkeypatch.setattr(safe_write, "open", no_space, raising=False)
 
 
 def no_space(path, mode="r", *args, **kwargs):
-    if "w" in mode or "a" in mode:
+    if set(mode) & set("wax"):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fsdecode(path))
     return open(path, mode, *args, **kwargs)
 
@@ -336,9 +336,10 @@ CASES.update({
     "train --resume without a run": training_case("train", ["--resume"], f"--resume: {LAST} not found",
                                                   creates=RUN_FOLDER),
     "train --resume of an empty last.pth": training_case(
-        "train", ["--resume"], f"--resume: {LAST} is damaged", damaged_file(LAST)),
+        "train", ["--resume"], f"--resume: {LAST} is not a PyTorch checkpoint (0 bytes)", damaged_file(LAST)),
     "train --resume of a damaged last.pth": training_case(
-        "train", ["--resume"], f"--resume: {LAST} is damaged", damaged_file(LAST, b"PK\x03\x04 cut short")),
+        "train", ["--resume"], f"--resume: {LAST} is not a PyTorch checkpoint (14 bytes)",
+        damaged_file(LAST, b"PK\x03\x04 cut short")),
     "train --resume with another --net": training_case(
         "train", ["--resume", "--net", "STMFNet"], f"--resume: {LAST} is a run of --net student_STMFNet, not STMFNet",
         earlier_run("train")),

@@ -1,9 +1,12 @@
 """tools/export_checkpoint.py: a run's last.pth turned into weights plus metadata."""
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
 import torch
+
+from pipeline.failures import ScriptError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("export_checkpoint", REPO_ROOT / "tools" / "export_checkpoint.py")
@@ -51,8 +54,40 @@ def test_export_writes_weights_and_metadata_once(tmp_path):
                         "seed": 5, "items_per_step": 8, "data": "frames 0-91 of a clip",
                         "training_wall_time_s": 645}
     out.write_bytes(b"mine")
-    with pytest.raises(FileExistsError):
+    with pytest.raises(ScriptError, match="already exists"):
         export_checkpoint.export(run, out, "again")
     assert out.read_bytes() == b"mine"
-    with pytest.raises(FileNotFoundError, match="last.pth"):
+    with pytest.raises(ScriptError, match="last.pth not found"):
         export_checkpoint.export(tmp_path / "no_run", tmp_path / "other.pth", "x")
+
+
+def test_a_fine_tuned_run_records_where_it_started(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoint").mkdir(parents=True)
+    torch.save({"model": {"w": torch.zeros(1)}, "progress": {"seed": 0, "epoch": 1, "step": 2},
+                "args": {"net": "student_STMFNet", "batch_size": 2, "load": "/somewhere/on/the/trainer/demo.pth"}},
+               run / "checkpoint" / "last.pth")
+    metadata = export_checkpoint.export(run, tmp_path / "a.pth", "d", started_from="assets/demo_student.pth")
+    assert metadata["command"] == "python train.py --net student_STMFNet --batch_size 2 --load assets/demo_student.pth"
+
+
+class _RunsCode:
+    """An object whose unpickling would run a shell command (what a crafted last.pth holds)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_crafted_last_pth_runs_no_code(tmp_path, capsys):
+    run, marker = tmp_path / "run", tmp_path / "code_ran"
+    (run / "checkpoint").mkdir(parents=True)
+    torch.save({"model": {}, "progress": {"seed": 0, "epoch": 1, "step": 1}, "args": {"batch_size": 1},
+                "payload": _RunsCode(marker)}, run / "checkpoint" / "last.pth")
+    with pytest.raises(SystemExit) as exit_info:
+        export_checkpoint.main(["--run", str(run), "--out", str(tmp_path / "out.pth"), "--data", "x"])
+    assert exit_info.value.code == 2 and not marker.exists() and not (tmp_path / "out.pth").exists()
+    message = capsys.readouterr().err.strip()
+    assert message.count("\n") == 0 and "is not a plain PyTorch checkpoint" in message and "--run" in message

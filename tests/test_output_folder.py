@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from pipeline.failures import ScriptError
-from pipeline.output_folder import LOCK, MANIFEST, OutputFolder, check_not_overlapping, check_output_location
+from pipeline.output_folder import LOCK, MANIFEST, OutputFolder, check_output_location
+from pipeline.run_paths import refuse_aliased_paths
 
 PLANNED = ["a/output.png", "results.json"]
 
@@ -98,14 +99,14 @@ def test_outputs_overlapping_an_input_are_refused_however_spelled(tmp_path, monk
     (tmp_path / "link").symlink_to(data, target_is_directory=True)
     monkeypatch.chdir(tmp_path)
     output = spelling.format(data=data, parent=tmp_path)
-    with pytest.raises(ScriptError, match="--out_dir: the output folder"):
-        check_not_overlapping(output, "--out_dir", {"--data_dir": [data]})
+    with pytest.raises(ScriptError, match="--out_dir .* --data_dir"):
+        refuse_aliased_paths({"out_dir": output, "data_dir": data})
 
 
 def test_outputs_beside_the_input_are_accepted(tmp_path):
     (tmp_path / "data").mkdir()
-    check_not_overlapping(tmp_path / "results", "--out_dir", {"--data_dir": [tmp_path / "data"]})
-    check_not_overlapping(tmp_path / "data" / ".." / "results", "--out_dir", {"--data_dir": [tmp_path / "data"]})
+    refuse_aliased_paths({"out_dir": tmp_path / "results", "data_dir": tmp_path / "data"})
+    refuse_aliased_paths({"out_dir": tmp_path / "data" / ".." / "results", "data_dir": tmp_path / "data"})
 
 
 def test_an_output_location_that_is_a_file_or_under_one_is_refused(tmp_path):

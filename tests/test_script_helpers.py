@@ -1,5 +1,5 @@
 """The scripts' shared helpers: device choice and logging (pipeline/cli.py), atomic saving, temporaries and file
-hashing (common/files.py)."""
+hashing (common/safe_write.py, common/files.py)."""
 import errno
 import hashlib
 import logging
@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from common import files
+from common import files, safe_write
 from conftest import disk_filling_after, small_tmpfs
 from pipeline import cli
 
@@ -38,7 +38,7 @@ def test_setup_logging_writes_console_and_file_once(tmp_path, capsys):
 
 def test_atomic_save_roundtrip_and_failure_keeps_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "checkpoint" / "last.pth"
-    files.atomic_save({"epoch": 1}, path)
+    safe_write.atomic_save({"epoch": 1}, path)
     assert torch.load(path, weights_only=True) == {"epoch": 1}
 
     def failing_save(obj, file):
@@ -47,7 +47,7 @@ def test_atomic_save_roundtrip_and_failure_keeps_previous_file(tmp_path, monkeyp
 
     monkeypatch.setattr(torch, "save", failing_save)
     with pytest.raises(RuntimeError, match="disk full"):
-        files.atomic_save({"epoch": 2}, path)
+        safe_write.atomic_save({"epoch": 2}, path)
     monkeypatch.undo()
     assert torch.load(path, weights_only=True) == {"epoch": 1}
     assert [p.name for p in path.parent.iterdir()] == ["last.pth"]  # no temporary left behind
@@ -64,11 +64,11 @@ def test_file_sha256(tmp_path):
 
 def test_a_full_disk_is_reported_as_enospc_naming_the_file_and_keeps_the_previous_one(tmp_path, monkeypatch):
     path = tmp_path / "checkpoint" / "last.pth"
-    files.atomic_save({"epoch": 1, "weights": torch.zeros(10)}, path)
+    safe_write.atomic_save({"epoch": 1, "weights": torch.zeros(10)}, path)
     with disk_filling_after(monkeypatch, 600):
         # torch.save alone would say "RuntimeError: [enforce fail at inline_container.cc] unexpected pos".
         with pytest.raises(OSError) as excinfo:
-            files.atomic_save({"epoch": 2, "weights": torch.zeros(100_000)}, path)
+            safe_write.atomic_save({"epoch": 2, "weights": torch.zeros(100_000)}, path)
     assert excinfo.value.errno == errno.ENOSPC and excinfo.value.filename == str(path)
     assert torch.load(path, weights_only=True)["epoch"] == 1
     assert [p.name for p in path.parent.iterdir()] == ["last.pth"]
@@ -79,18 +79,19 @@ def test_a_real_full_disk_is_reported_as_enospc(tmp_path):
         if not mounted:
             pytest.skip("mounting a tmpfs needs root on Linux; the injected full disk above covers the logic")
         path = tmp_path / "disk" / "last.pth"
-        files.atomic_save({"epoch": 1}, path)
+        safe_write.atomic_save({"epoch": 1}, path)
         with pytest.raises(OSError) as excinfo:
-            files.atomic_save({"epoch": 2, "weights": torch.zeros(100_000)}, path)
+            safe_write.atomic_save({"epoch": 2, "weights": torch.zeros(100_000)}, path)
         assert excinfo.value.errno == errno.ENOSPC and excinfo.value.filename == str(path)
         assert torch.load(path, weights_only=True) == {"epoch": 1}
         assert [p.name for p in path.parent.iterdir()] == ["last.pth"]
 
 
 def test_temporary_names_are_unique_per_call_and_name_the_process(tmp_path):
-    first, second = files.temporary_path(tmp_path / "last.pth"), files.temporary_path(tmp_path / "last.pth")
+    first, second = safe_write.partial_path(tmp_path / "clip.mp4"), safe_write.partial_path(tmp_path / "clip.mp4")
     assert first != second and first.parent == tmp_path
-    assert first.name.startswith(f".last.pth.{os.getpid()}.") and first.name.endswith(".tmp")
+    # Hidden, the process named, the suffix kept (an encoder picks the container from it).
+    assert first.name.startswith(f".clip.{os.getpid()}-") and first.name.endswith(".partial.mp4")
 
 
 def test_stale_temporaries_of_finished_processes_are_removed(tmp_path):
@@ -98,15 +99,21 @@ def test_stale_temporaries_of_finished_processes_are_removed(tmp_path):
     finished.wait()
     path = tmp_path / "last.pth"
     path.write_bytes(b"checkpoint")
-    stale = [tmp_path / f".last.pth.{finished.pid}.tmp", tmp_path / f".last.pth.{finished.pid}.0badc0de.tmp",
-             files.temporary_path(path)]  # this process's own: it is not writing now
-    running = [tmp_path / f".last.pth.{os.getppid()}.12345678.tmp"]  # a live process may still be writing it
-    stale.append(tmp_path / f".model_epoch003.pth.{finished.pid}.0badc0de.tmp")
-    unrelated = [tmp_path / "last.pth.tmp", tmp_path / ".last.pth.x.tmp", tmp_path / ".hidden"]
-    for temporary in stale + running + unrelated:
+    stale = [tmp_path / f".last.{finished.pid}-0badc0de.partial.pth",
+             tmp_path / f".model_epoch003.{finished.pid}-0badc0de.partial.pth"]
+    running = [tmp_path / f".last.{os.getppid()}-12345678.partial.pth",  # a live process may still be writing
+               safe_write.partial_path(path)]  # so may this one
+    moved_aside = [tmp_path / f".out.{finished.pid}-0badc0de.replaced"]  # a user's earlier output: never deleted
+    unrelated = [tmp_path / "last.pth.partial", tmp_path / ".last.x-0badc0de.partial.pth", tmp_path / ".hidden"]
+    for temporary in stale + running + moved_aside + unrelated:
         temporary.write_bytes(b"partial")
-    assert sorted(files.remove_stale_temporaries(tmp_path)) == sorted(stale)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in [path, *running, *unrelated])
+    assert sorted(safe_write.remove_stale_partials(tmp_path)) == sorted(stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in [path, *running, *moved_aside, *unrelated])
+    kept = tmp_path / f".last.{finished.pid}-0badc0de.partial.pth"
+    kept.write_bytes(b"partial")
+    assert safe_write.remove_stale_partials(tmp_path, target=tmp_path / "other.pth") == []  # only the target's
+    assert safe_write.remove_stale_partials(tmp_path, target=path) == [kept]
 
 
 def test_setup_logging_without_a_folder_logs_to_the_console_only(tmp_path, capsys):

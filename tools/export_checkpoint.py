@@ -15,20 +15,22 @@ import datetime
 import re
 import sys
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import Any, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.files import PathType  # noqa: E402
-from common.files import atomic_save  # noqa: E402
+from common.safe_write import atomic_save  # noqa: E402
+from models.checkpoint import read_torch_file  # noqa: E402
+from pipeline.failures import ScriptError, reported_failures  # noqa: E402
+from pipeline.run_paths import refuse_aliased_paths  # noqa: E402
 
 # The first line train.py and distill.py log in every session (a fresh start or a --resume).
 SESSION_START = re.compile(r" INFO (Training|Distilling) .+ on \S+, seed \d+$")
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
-# Flags that describe where a run wrote or how it was continued, not what it trained.
-NOT_RECIPE = {"out_dir", "resume", "load", "max_steps", "gpu_id", "device", "num_workers"}
+# Flags that describe where a run wrote or how it was continued, not what it trained (``--load`` is part of the
+# recipe: a fine-tuned run starts from those weights).
+NOT_RECIPE = {"out_dir", "resume", "max_steps", "gpu_id", "device", "num_workers"}
 SCRIPT_OF_RUN = {True: "distill.py", False: "train.py"}
 
 
@@ -72,16 +74,24 @@ def recipe_command(args: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def export(run: PathType, out: PathType, data: str) -> dict[str, Any]:
-    """Write the checkpoint of ``run`` to ``out`` (never over an existing file); returns its metadata."""
+def export(run: PathType, out: PathType, data: str, started_from: Optional[str] = None) -> dict[str, Any]:
+    """Write the checkpoint of ``run`` to ``out`` (never over an existing file); returns its metadata.
+    ``started_from`` replaces the ``--load`` path the run saved (a path on the training machine) in the recipe."""
     run, out = Path(run), Path(out)
     last = run / "checkpoint" / "last.pth"
     if not last.is_file():
-        raise FileNotFoundError(f"{last} not found: --run must be the --out_dir of a train.py or distill.py run")
+        raise ScriptError(f"{last} not found: --run must be the --out_dir of a train.py or distill.py run")
     if out.exists():
-        raise FileExistsError(f"{out} already exists; choose another --out")
-    state = torch.load(last, map_location="cpu", weights_only=False)
-    progress, args = state["progress"], state["args"]
+        raise ScriptError(f"--out {out} already exists; choose another --out")
+    try:
+        state = read_torch_file(last)
+    except ValueError as error:
+        raise ScriptError(f"--run: {error}") from error
+    if not isinstance(state, dict) or not {"progress", "args", "model"} <= set(state):
+        raise ScriptError(f"--run: {last} is not the last.pth of a train.py or distill.py run")
+    progress, args = state["progress"], dict(state["args"])
+    if started_from is not None:
+        args["load"] = started_from
     log = run / "log.txt"
     metadata = {
         "command": recipe_command(args),
@@ -93,23 +103,30 @@ def export(run: PathType, out: PathType, data: str) -> dict[str, Any]:
         "training_wall_time_s": round(training_seconds(log.read_text()) if log.is_file() else 0.0),
     }
     state_dict = {key: value.detach().clone() for key, value in state["model"].items()}
-    atomic_save({"epoch": metadata["epoch"], "state_dict": state_dict, "metadata": metadata}, out)
+    atomic_save({"epoch": metadata["epoch"], "state_dict": state_dict, "metadata": metadata}, out, replace=False)
     return metadata
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Export a training run's weights with their metadata.")
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="export_checkpoint.py",
+                                     description="Export a training run's weights with their metadata.")
     parser.add_argument("--run", type=Path, required=True, help="--out_dir of the train.py or distill.py run")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint file to write (must not exist)")
     parser.add_argument("--data", required=True, help="one line on what the run trained on")
-    args = parser.parse_args()
-    try:
-        metadata = export(args.run, args.out, args.data)
-    except (FileNotFoundError, FileExistsError) as error:
-        raise SystemExit(f"error: {error}") from None
+    parser.add_argument("--started_from", default=None,
+                        help="how the recipe names the weights the run was --load-ed from (default: the saved path)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    with reported_failures("export_checkpoint.py"):
+        refuse_aliased_paths(args)
+        metadata = export(args.run, args.out, args.data, args.started_from)
     for name, value in metadata.items():
         print(f"{name}: {value}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -17,13 +17,10 @@ import errno
 import json
 import logging
 import os
-import re
-import secrets
-import shutil
 from pathlib import Path
 from typing import Optional
 
-from common.files import process_gone
+from common.safe_write import partial_path, remove_stale_partials
 
 MARKER_NAME = ".interpolate.json"
 PROGRAM = "interpolate.py"
@@ -36,25 +33,9 @@ def frame_name(index: int) -> str:
     return f"{index:06d}.png"
 
 
-def run_temporary_path(path: Path, tag: str = "partial") -> Path:
-    """A hidden name beside ``path`` unique to this run; it keeps the suffix (FFmpeg picks the container from it)."""
-    return path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.{tag}{path.suffix}")
-
-
-def remove_stale_partials(path: Path) -> list[Path]:
-    """Delete the partial outputs (:func:`run_temporary_path` names) for ``path`` that runs killed before they could
-    clean up left beside it: those whose process no longer runs. Returns them."""
-    pattern = re.compile(rf"\.{re.escape(path.stem)}\.(\d+)-[0-9a-f]{{8}}\.partial{re.escape(path.suffix)}")
-    removed = []
-    for candidate in sorted(path.parent.iterdir()) if path.parent.is_dir() else ():
-        match = pattern.fullmatch(candidate.name)
-        if not match or not process_gone(int(match[1])) or candidate.is_symlink():
-            continue
-        if candidate.is_dir():
-            shutil.rmtree(candidate)
-        else:
-            candidate.unlink()
-        removed.append(candidate)
+def remove_stale_outputs(path: Path) -> list[Path]:
+    """Delete the partial outputs for ``path`` that killed runs left beside it (their process is gone)."""
+    removed = remove_stale_partials(path.parent, path)
     if removed:
         logger.warning("deleted the partial output of a killed run: %s", ", ".join(str(item) for item in removed))
     return removed
@@ -145,31 +126,13 @@ def check_output(output: Path, source: Path, is_video: bool, overwrite: bool) ->
     return target
 
 
-def publish_file(temporary: Path, path: Path, replace: bool) -> None:
-    """Rename the complete ``temporary`` to ``path``; without ``replace`` an existing ``path`` is never touched."""
-    if replace:
-        os.replace(temporary, path)
-        return
-    try:
-        os.link(temporary, path)  # fails if ``path`` exists, unlike a rename: another run's output stays
-    except FileExistsError as error:
-        raise FileExistsError(f"{path} appeared while this run was writing (another run?); it was left as it was"
-                              ) from error
-    except OSError:  # a file system without hard links
-        if os.path.lexists(path):
-            raise FileExistsError(f"{path} appeared while this run was writing (another run?); it was left as it was")
-        os.replace(temporary, path)
-        return
-    temporary.unlink()
-
-
 def publish_folder(temporary: Path, path: Path, replace: bool) -> None:
     """Rename the complete folder ``temporary`` to ``path``. With ``replace``, an earlier output at ``path`` is first
     moved aside, and once the new folder is in place only the files its marker lists are deleted."""
     previous = None
     if replace and path.is_dir() and os.listdir(path):
         check_replaceable_folder(path, path)  # again: files may have been added while this run was writing
-        previous = run_temporary_path(path, "replaced")
+        previous = partial_path(path, "replaced")
         os.rename(path, previous)
     try:
         os.rename(temporary, path)  # replaces only an empty folder: never merges into another run's output

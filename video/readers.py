@@ -27,7 +27,8 @@ from common.files import PathType
 from data.frames import read_image_rgb
 from video.yuv import YUVFormat, format_from_name, frame_rate_from_name, split_planes, yuv_to_rgb
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+_SAME_KIND = {".jpeg": ".jpg", ".tiff": ".tif"}
 YUV_SUFFIXES = (".yuv",)
 # A frame interval this far (relative) from the nominal one means the rate is variable.
 RATE_TOLERANCE = 0.1
@@ -198,9 +199,36 @@ class YUVFileSource(FrameSource):
         return _constant_rate_times(self._frames(), self.info.frame_rate)
 
 
-def _frame_number(path: Path) -> tuple[int, str]:
-    numbers = re.findall(r"\d+", path.stem)
-    return (int(numbers[-1]) if numbers else -1, path.name)
+def numbered_frames(folder: Path) -> tuple[list[Path], list[str]]:
+    """The frames of a folder, in the order of their numbers, and what was skipped (each with why).
+
+    The rule: a frame is a file with an image suffix (IMAGE_SUFFIXES; .jpg and .jpeg are one kind) and a number in
+    its name (the last one counts: ``frame_0007.png`` is frame 7). Hidden files, other files and images without a
+    number are skipped. Frames of two kinds (``001.png`` and ``002.jpg``), or two files with one number
+    (``1.png`` and ``001.png``), are ambiguous and refused with a ValueError naming them.
+    """
+    frames: dict[int, Path] = {}
+    kinds: dict[str, Path] = {}
+    skipped = []
+    for file in sorted(folder.iterdir()):
+        numbers = re.findall(r"\d+", file.stem)
+        suffix = file.suffix.lower()
+        if file.name.startswith(".") or not file.is_file():
+            continue
+        if suffix not in IMAGE_SUFFIXES:
+            skipped.append(f"{file.name} (not {'/'.join(IMAGE_SUFFIXES)})")
+        elif not numbers:
+            skipped.append(f"{file.name} (no frame number)")
+        elif int(numbers[-1]) in frames:
+            raise ValueError(f"{frames[int(numbers[-1])]} and {file.name} are both frame {int(numbers[-1])}; keep "
+                             "one of them")
+        else:
+            frames[int(numbers[-1])] = file
+            kinds.setdefault(_SAME_KIND.get(suffix, suffix), file)
+    if len(kinds) > 1:
+        examples = " and ".join(file.name for file in kinds.values())
+        raise ValueError(f"{folder} mixes frames of {len(kinds)} kinds ({examples}); keep one kind of image")
+    return [frames[number] for number in sorted(frames)], skipped
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -218,12 +246,12 @@ class ImageFolderSource(FrameSource):
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"input folder {path} does not exist")
-        self.files = sorted(
-            (file for file in path.iterdir() if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file()),
-            key=_frame_number,
-        )
+        self.files, skipped = numbered_frames(path)
+        if skipped:
+            logger.warning("%s: skipped %d file(s) that are not numbered frames: %s", path, len(skipped),
+                           ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else ""))
         if not self.files:
-            raise ValueError(f"{path} holds no {'/'.join(IMAGE_SUFFIXES)} frames")
+            raise ValueError(f"{path} holds no numbered {'/'.join(IMAGE_SUFFIXES)} frames")
         # Every frame's size from its header (cheap), so that a stray frame stops the run before it starts.
         width, height = _image_size(self.files[0])
         for file in self.files[1:]:

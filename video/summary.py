@@ -7,6 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from common.safe_write import atomic_write_text
 from video.scenes import GapCounts
 
 
@@ -46,19 +47,25 @@ def summary_line(summary: dict[str, Any]) -> str:
     )
 
 
-def check_report_path(report: Path, output: Path, input_path: Path, overwrite: bool) -> None:
-    """Refuse a ``--report`` path that is the output or the input, exists without ``--overwrite``, or has no
-    folder to go to."""
-    if report.resolve() in (output.resolve(), input_path.resolve()):
-        raise ValueError(f"--report {report} is the {'output' if report.resolve() == output.resolve() else 'input'}")
+def check_report_path(report: Path, output: Path, overwrite: bool) -> None:
+    """Refuse, before the run, a ``--report`` path that cannot be written whole: a folder, the output or a file in
+    the output folder, an existing file without ``--overwrite``, a missing or read-only folder. (Aliases of the
+    inputs are refused by ``pipeline.run_paths``.)"""
+    if report.is_dir():
+        raise ValueError(f"--report {report} is a folder; give a file name such as {report / 'report.json'}")
+    resolved, target = report.resolve(), output.resolve()
+    if resolved == target or target in resolved.parents:
+        relation = "is" if resolved == target else "lies inside"
+        raise ValueError(f"--report {report} {relation} the output {output}; write the report beside it")
     if report.exists() and not overwrite:
-        raise FileExistsError(f"{report} exists; pass --overwrite to replace it")
-    if report.is_dir() or not report.parent.is_dir():
-        raise ValueError(f"--report {report}: not a file in an existing folder")
+        raise FileExistsError(f"--report {report} exists; pass --overwrite to replace it")
+    folder = resolved.parent
+    if not folder.is_dir():
+        raise ValueError(f"--report {report}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"--report {report}: the folder {folder} is not writable")
 
 
-def write_report(report: Path, summary: dict[str, Any]) -> None:
-    """The summary as JSON, written beside the target and renamed into place (never half-written)."""
-    partial = report.with_name(f".{report.name}.partial")
-    partial.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(partial, report)
+def write_report(report: Path, summary: dict[str, Any], overwrite: bool) -> None:
+    """The summary as JSON, never half-written (``common.safe_write``)."""
+    atomic_write_text(report, json.dumps(summary, indent=2) + "\n", replace=overwrite)

@@ -23,16 +23,15 @@ import numpy as np
 from PIL import Image
 
 from common.files import PathType
+from common.safe_write import fsync_file, partial_path, publish_file
 from video.output import (
     MARKER_NAME,
     frame_name,
     make_parents,
     marker_text,
-    publish_file,
     publish_folder,
     remove_folders,
-    remove_stale_partials,
-    run_temporary_path,
+    remove_stale_outputs,
 )
 DEFAULT_CODEC = "libx264"
 # libx264rgb encodes RGB planes directly; at crf 0 the decoded frames equal the input bit for bit.
@@ -166,8 +165,8 @@ class VideoWriter(_CompleteOrAbort):
             options["preset"] = preset
 
         self.created_folders = make_parents(self.path)
-        remove_stale_partials(self.path)
-        self.temporary = run_temporary_path(self.path)
+        remove_stale_outputs(self.path)
+        self.temporary = partial_path(self.path)
         try:
             os.close(os.open(self.temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # claim the name
             self.container = av.open(str(self.temporary), mode="w")
@@ -211,11 +210,7 @@ class VideoWriter(_CompleteOrAbort):
                 self.audio.mux_until(self.container, None)
                 self.audio.close()
             self.container.close()
-            descriptor = os.open(self.temporary, os.O_RDONLY)
-            try:
-                os.fsync(descriptor)  # on disk before it gets the final name
-            finally:
-                os.close(descriptor)
+            fsync_file(self.temporary)
             publish_file(self.temporary, self.path, self.replace)
         except BaseException:
             self.abort()
@@ -248,8 +243,8 @@ class PNGFolderWriter(_CompleteOrAbort):
         self.replace = replace
         self.frames_written = 0
         self.created_folders = make_parents(self.path)
-        remove_stale_partials(self.path)
-        self.temporary = run_temporary_path(self.path)
+        remove_stale_outputs(self.path)
+        self.temporary = partial_path(self.path)
         try:
             self.temporary.mkdir()
         except BaseException:
