@@ -209,6 +209,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     dataset_dir = Path(args.out_dir) / args.dataset
+    refuse_aliased_paths(args, written={"--out_dir": dataset_dir})
     check_output_location(args.out_dir, "--out_dir")
     # Everything that can fail is checked before the first frame: output folder, device, metrics (LPIPS
     # weights), data, frame sizes, model.
@@ -223,10 +224,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     folder = OutputFolder(dataset_dir, "evaluate.py", "--out_dir",
                           [*output_files(test_set, args.save_grid), *RESULT_FILES, LOG_FILE])
     frame_folders = {path.parent for item in test_set.items for path in item.frame_paths}
-    unread = args.baseline is not None or args.backend == "onnxruntime"
-    refuse_aliased_paths(args, written={"--out_dir": dataset_dir},
-                         read={"--data_dir": [test_set.root, *frame_folders], "--checkpoint": None if unread else
-                               args.checkpoint})
+    refuse_aliased_paths(args, written={"--out_dir": dataset_dir}, read={"--data_dir": [test_set.root, *frame_folders]})
     folder.check(args.overwrite)
     check_frames(test_set, list(metrics))
     try:

@@ -280,6 +280,9 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
     """The run behind ``main``: start-up errors go through ``parser.error``, later ones raise ``RunFailure``."""
     # Everything that can fail is checked before the output is opened: arguments, device, input, output, model.
     try:
+        # --out_dir only places the default output name (checked once it is known, below) unless it is a file.
+        out_dir_file = None if args.output is not None or Path(args.out_dir).is_dir() else args.out_dir
+        refuse_aliased_paths(args, written={"--out_dir": out_dir_file})
         check_arguments(args)
         device = cli.select_device(args.device, args.gpu_id)
         if args.fp16 and device.type != "cuda":
@@ -291,9 +294,7 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
         rate = output_rate(args, source.info.frame_rate)
         output = resolve_output(args, source, rate)
         is_video = output.suffix != ""
-        unread = args.baseline is not None or args.backend == "onnxruntime"
-        refuse_aliased_paths(args, written={"--output": output, "--out_dir": None},
-                             read={"--input": source.info.path, "--checkpoint": None if unread else args.checkpoint})
+        refuse_aliased_paths(args, written={"--output": output, "--out_dir": None}, read={"--input": source.info.path})
         target = check_output(output, source.info.path, is_video, args.overwrite)
         if args.report is not None:
             check_report_path(Path(args.report), output, args.overwrite)

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -34,6 +35,8 @@ from common.files import PathType
 from data.make_sample import DEFAULT_VIDEO, save_frame
 from data.video import read_video_frames
 from pipeline.cli import positive_int
+from pipeline.failures import reported_failures
+from pipeline.run_paths import refuse_aliased_paths
 
 logger = logging.getLogger(__name__)
 
@@ -231,9 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main() -> None:
-    args = build_parser().parse_args()
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with reported_failures("make_demo_data.py"):
+        refuse_aliased_paths(args)
     if not args.video.is_file():
         raise SystemExit(f"error: --video {args.video} not found")
     if args.test_synthetic < 0:
@@ -245,7 +250,8 @@ def main() -> None:
     except (FileExistsError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
     logger.info("Written to %s: %s", args.out, ", ".join(f"{count} {what}" for what, count in counts.items()))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -25,6 +27,8 @@ from PIL import Image
 from common.files import PathType
 from data.testsets import SNUFILM_OFFSETS
 from data.video import read_video_frames
+from pipeline.failures import reported_failures
+from pipeline.run_paths import refuse_aliased_paths
 
 logger = logging.getLogger(__name__)
 
@@ -154,14 +158,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main() -> None:
-    args = build_parser().parse_args()
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with reported_failures("make_sample.py"):
+        refuse_aliased_paths(args)
     counts = build_sample(args.video, args.out, force=args.force)
     logger.info("Sample data from %s written to %s:", args.video, args.out)
     for name, count in counts.items():
         logger.info("  %-16s %d %s", name, count, WRITERS[name][1])
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -189,8 +189,8 @@ def start_run(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) ->
     line on stderr and its traceback in log.txt."""
     args = parser.parse_args(argv)
     try:
-        check_output_location(args.out_dir, "--out_dir")
         refuse_aliased_paths(args)
+        check_output_location(args.out_dir, "--out_dir")
         check_training_arguments(args)
     except (ValueError, ScriptError) as error:
         parser.error(str(error))
