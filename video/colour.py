@@ -148,3 +148,12 @@ def rgb_to_ycbcr(rgb: np.ndarray, bit_depth: int, chroma_shape: tuple[int, int],
 def image_colour(width: int, height: int) -> Colour:
     """The colour written for RGB sources (images, RGB video): the size's usual matrix, limited range."""
     return Colour(guess_matrix(width, height), full_range=False, matrix_guessed=True)
+
+
+def integer_rgb(rgb: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
+    """RGB (float in [0, 1], or integers at their dtype's full scale) as the rounded integers of ``dtype``
+    (uint8 or uint16)."""
+    if rgb.dtype == dtype:
+        return rgb
+    scale = 1 if rgb.dtype.kind == "f" else np.iinfo(rgb.dtype).max
+    return np.rint(rgb.astype(np.float32) / scale * np.iinfo(dtype).max).astype(dtype)

@@ -6,8 +6,9 @@ so memory does not grow with the length of the video; ``timed_frames()`` pairs e
 the first frame, ``coded_frames()`` also with its planes as coded (Y'CbCr sources), which lets a writer pass an
 original frame through untouched. ``open_source`` picks the source from the path.
 
-Frames keep the source's precision: 8-bit RGB images as uint8, 16-bit PNGs as uint16, Y'CbCr video and YUV files
-as float32 in [0, 1] converted with the source's own matrix and range (video/colour.py), never rounded to 8 bits.
+Frames keep the source's precision: 8-bit sources give uint8 RGB, deeper ones (10-, 12-, 16-bit video and YUV
+files, 16-bit PNGs) uint16 RGB at full scale 65535, never rounded to 8 bits. Y'CbCr is converted with the source's
+own matrix and range (video/colour.py).
 
 A video's frames keep their real timestamps, so a variable-frame-rate input keeps its timing; a warning says when
 the timestamps disagree with the container's nominal rate. A video that decodes to fewer frames than its header
@@ -29,7 +30,7 @@ from PIL import Image
 
 from common.files import PathType
 from data.frames import read_image_rgb
-from video.colour import Colour, colour_from_tags, ycbcr_to_rgb
+from video.colour import Colour, colour_from_tags, integer_rgb, ycbcr_to_rgb
 from video.hdr import HDRMetadata, hdr_metadata
 from video.pixel_format import Planes, bit_depth, frame_planes, is_planar_ycbcr
 from video.yuv import MATRICES, YUVFormat, format_from_name, frame_rate_from_name, split_planes
@@ -96,6 +97,11 @@ def _constant_rate_times(frames: Iterator[tuple[np.ndarray, Optional[Planes]]], 
         yield frame, (index / frame_rate if frame_rate else None), planes
 
 
+def rgb_samples(rgb: np.ndarray, bits: int) -> np.ndarray:
+    """Float RGB as uint8 for 8-bit sources, uint16 for deeper ones."""
+    return integer_rgb(rgb, np.uint8 if bits <= 8 else np.uint16)
+
+
 def _planar_equivalent(frame: av.VideoFrame) -> str:
     """The planar Y'CbCr format holding a packed or semi-planar one's samples (``nv12`` -> ``yuv420p``)."""
     video_format = frame.format
@@ -160,7 +166,7 @@ class VideoFileSource(FrameSource):
         if frame.format.name != info.pix_fmt:
             frame = frame.reformat(format=info.pix_fmt)
         planes = frame_planes(frame)
-        return ycbcr_to_rgb(*planes, info.bit_depth, info.colour), planes
+        return rgb_samples(ycbcr_to_rgb(*planes, info.bit_depth, info.colour), info.bit_depth), planes
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
         """The decoded frames; a decoding error stops with a ValueError, or with ``allow_truncated`` a warning."""
@@ -245,7 +251,8 @@ class YUVFileSource(FrameSource):
         with open(self.info.path, "rb") as file:
             for _ in range(self.info.frame_count):
                 planes = split_planes(file.read(self.layout.bytes_per_frame), self.layout)
-                yield ycbcr_to_rgb(*planes, self.layout.bit_depth, self.info.colour), planes
+                rgb = ycbcr_to_rgb(*planes, self.layout.bit_depth, self.info.colour)
+                yield rgb_samples(rgb, self.layout.bit_depth), planes
 
     def coded_frames(self) -> Iterator[CodedFrame]:
         return _constant_rate_times(self._frames(), self.info.frame_rate)

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from common.files import PathType
-from video.colour import Colour, image_colour, rgb_to_ycbcr
+from video.colour import Colour, image_colour, integer_rgb, rgb_to_ycbcr
 from video.hdr import HDRMetadata
 from video.output import (
     MARKER_NAME,
@@ -152,10 +152,7 @@ class _CompleteOrAbort:
 
 def rgb_frame(frame: np.ndarray, bits: int) -> av.VideoFrame:
     """An RGB frame (float in [0, 1], uint8 or uint16) as an ``rgb24`` or, above 8 bits, ``rgb48le`` frame."""
-    dtype = np.uint8 if bits <= 8 else np.uint16
-    if frame.dtype != dtype:
-        scale = 1 if frame.dtype.kind == "f" else np.iinfo(frame.dtype).max
-        frame = np.rint(frame.astype(np.float32) / scale * np.iinfo(dtype).max).astype(dtype)
+    frame = integer_rgb(frame, np.uint8 if bits <= 8 else np.uint16)
     return av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24" if bits <= 8 else "rgb48le")
 
 
