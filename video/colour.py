@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 UNSPECIFIED, RESERVED = 2, 3  # code points of primaries, transfer and matrix that say nothing
-RANGE_UNSPECIFIED, RANGE_LIMITED, RANGE_FULL = 0, 1, 2
+RANGE_LIMITED, RANGE_FULL = 1, 2
 PRIMARIES_BT2020 = 9
 # Matrix code point -> (name, luma weights Kr, Kb).
 MATRICES = {
@@ -58,10 +58,11 @@ class Colour:
 
     def describe(self) -> str:
         """E.g. ``BT.709 matrix (tagged), limited range (tagged), transfer HLG (18), primaries 9``."""
-        matrix = f"{MATRICES[self.matrix][0]} matrix ({'guessed from the size' if self.matrix_guessed else 'tagged'})"
-        rng = f"{'full' if self.full_range else 'limited'} range ({'from the pixel format' if self.range_guessed else 'tagged'})"
+        matrix_source = "guessed from the size" if self.matrix_guessed else "tagged"
+        range_source = "from the pixel format" if self.range_guessed else "tagged"
         transfer = TRANSFER_NAMES.get(self.transfer, "unspecified" if self.transfer == UNSPECIFIED else "other")
-        return f"{matrix}, {rng}, transfer {transfer} ({self.transfer}), primaries {self.primaries}"
+        return (f"{MATRICES[self.matrix][0]} matrix ({matrix_source}), {'full' if self.full_range else 'limited'} "
+                f"range ({range_source}), transfer {transfer} ({self.transfer}), primaries {self.primaries}")
 
 
 def colour_from_tags(matrix: int, color_range: int, primaries: int, transfer: int, width: int, height: int,

@@ -165,8 +165,8 @@ class VideoWriter(_CompleteOrAbort):
     switches to libx264rgb at crf 0 with RGB samples (bit-exact; some players cannot show it). 4:2:0 needs even
     sizes, so odd-sized frames are encoded as 4:4:4 instead. ``colour`` gives the tags written and the Y'CbCr
     conversion (default: the frame size's usual matrix, limited range); ``hdr`` is written where the encoder takes
-    it (libx265). ``rotation`` (degrees counter-clockwise) is written as the display matrix, as a phone writes it. ``audio_from`` names a file whose first audio stream is copied (use
-    only when the duration is kept). ``replace`` allows replacing an existing file at ``path``.
+    it (libx265). ``rotation`` (degrees counter-clockwise) is written as the display matrix, as a phone writes it.
+    ``audio_from`` names a file whose first audio stream is copied (use only when the duration is kept). ``replace`` allows replacing an existing file at ``path``.
     """
 
     def __init__(
