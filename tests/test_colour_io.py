@@ -95,16 +95,30 @@ def assert_originals_equal(inputs: list[list[np.ndarray]], outputs: list[list[np
             assert output_plane.dtype == plane.dtype and np.array_equal(output_plane, plane), f"original {index}"
 
 
-def test_bt709_limited_range_originals_are_exact_and_tagged(tmp_path):
-    source_frames = [av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(
-        format="yuv420p", dst_colorspace="itu709", dst_color_range=1) for frame in block_frames(4, 48, 64)]
-    clip = write_clip(tmp_path / "bt709.mp4", source_frames, "yuv420p", (1, 1, 1, 1))
+def bt709_blocks(count: int) -> list[av.VideoFrame]:
+    return [av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(
+        format="yuv420p", dst_colorspace="itu709", dst_color_range=1) for frame in block_frames(count, 48, 64)]
+
+
+def test_bt709_limited_range_originals_are_exact_and_tagged(tmp_path, capsys):
+    clip = write_clip(tmp_path / "bt709.mp4", bt709_blocks(4), "yuv420p", (1, 1, 1, 1))
     output = tmp_path / "out.mp4"
     interpolate.main([*LOSSLESS, "--input", str(clip), "--output", str(output)])
+    assert "BT.709 matrix (tagged), limited range (tagged)" in capsys.readouterr().out
     input_tags, inputs, _ = read_clip(clip)
     output_tags, outputs, _ = read_clip(output)
     assert input_tags == output_tags == (1, 1, 1, 1, "yuv420p")
     assert_originals_equal(inputs, outputs, 2)
+
+
+def test_untagged_video_is_read_with_the_guessed_matrix_and_tagged_with_it(tmp_path, capsys):
+    clip = write_clip(tmp_path / "plain.mp4", bt709_blocks(3), "yuv420p", (2, 2, 2, 0))
+    output = tmp_path / "out.mp4"
+    interpolate.main([*LOSSLESS, "--input", str(clip), "--output", str(output)])
+    assert "BT.601 matrix (guessed from the size), limited range (from the pixel format)" in capsys.readouterr().out
+    output_tags, outputs, _ = read_clip(output)
+    assert output_tags == (2, 2, 6, 1, "yuv420p")  # 64x48: standard definition, BT.601
+    assert_originals_equal(read_clip(clip)[1], outputs, 2)
 
 
 @pytest.mark.parametrize("factor", [2, 4])
@@ -164,7 +178,7 @@ def test_16_bit_png_folder_gives_16_bit_pngs(tmp_path):
     assert np.abs(written[1] - expected_middle).max() <= 1.0  # averaged at 16 bits, not 8 (257 levels apart)
 
 
-def test_hdr_metadata_is_carried_by_libx265(tmp_path):
+def test_hdr_metadata_is_carried_by_libx265(tmp_path, capsys):
     pq = (9, 16, 9, 1)  # BT.2020, PQ
     params = f":master-display={MASTER_DISPLAY}:max-cll=1000,400"
     clip = write_clip(tmp_path / "pq.mkv", [frame_of(p, "yuv420p10le") for p in gradient_planes(3, 32, 64)],
@@ -176,6 +190,11 @@ def test_hdr_metadata_is_carried_by_libx265(tmp_path):
     assert output_tags == input_tags == (*pq, "yuv420p10le")
     assert set(output_hdr) == {"MASTERING_DISPLAY_METADATA", "CONTENT_LIGHT_LEVEL"} and output_hdr == input_hdr
     assert_originals_equal(inputs, outputs, 2)
+    capsys.readouterr()
+    interpolate.main([*LOSSLESS, "--input", str(clip), "--output", str(tmp_path / "x264.mkv")])
+    log = capsys.readouterr().out
+    assert "HDR metadata (mastering display G(13250,34500)" in log and "is not carried" in log
+    assert read_clip(tmp_path / "x264.mkv")[2] == {}
 
 
 def test_encoder_that_cannot_keep_the_depth_is_refused(tmp_path, capsys):
