@@ -10,9 +10,10 @@ Input: a video PyAV decodes, a raw ``.yuv`` file or a folder of numbered frames;
 the suffix) or, for a path without a suffix, a folder of PNG frames (without --output: the teacher script's name
 ``<seq>_<W>x<H>_<fps>fps_<net>.mp4`` in --out_dir). N input frames give factor * (N - 1) + 1 output frames, the
 originals untouched; scene cuts and duplicate pairs are copied instead of interpolated (video/scenes.py); the
-input's timestamps, audio and display rotation are kept when the duration is. Every check runs before anything is
-written and the output appears only once complete (video/output.py); expected failures end in one line on stderr
-with exit status 2 (start-up) or 1 (during the run), --debug shows the traceback. Details: docs/video.md.
+input's timestamps, audio and display rotation are kept when the duration is, its colour tags and bit depth always
+(HDR metadata with libx265; docs/video_io.md). Every check runs before anything is written and the output appears
+only once complete (video/output.py); expected failures end in one line on stderr with exit status 2 (start-up) or
+1 (during the run), --debug shows the traceback. Details: docs/video.md.
 """
 from __future__ import annotations
 
