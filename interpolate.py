@@ -10,9 +10,10 @@ Input: a video PyAV decodes, a raw ``.yuv`` file or a folder of numbered frames;
 the suffix) or, for a path without a suffix, a folder of PNG frames (without --output: the teacher script's name
 ``<seq>_<W>x<H>_<fps>fps_<net>.mp4`` in --out_dir). N input frames give factor * (N - 1) + 1 output frames, the
 originals untouched; scene cuts and duplicate pairs are copied instead of interpolated (video/scenes.py); the
-input's timestamps, audio and display rotation are kept when the duration is. Every check runs before anything is
-written and the output appears only once complete (video/output.py); expected failures end in one line on stderr
-with exit status 2 (start-up) or 1 (during the run), --debug shows the traceback. Details: docs/video.md.
+input's timestamps, audio and display rotation are kept when the duration is, its colour tags and bit depth always
+(HDR metadata with libx265; docs/video_io.md). Every check runs before anything is written and the output appears
+only once complete (video/output.py); expected failures end in one line on stderr with exit status 2 (start-up) or
+1 (during the run), --debug shows the traceback. Details: docs/video.md.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import errno
 import logging
 import sys
 import time
+from collections import deque
 from fractions import Fraction
 from itertools import chain, islice
 from pathlib import Path
@@ -50,7 +52,8 @@ from video.interpolation import (
     tensor_to_frame,
 )
 from video.output import check_output
-from video.readers import FrameSource, open_source
+from video.pixel_format import Planes, default_output_format, png_bit_depth
+from video.readers import CodedFrame, FrameSource, SourceInfo, open_source
 from video.scenes import DEFAULT_SCENE_THRESHOLD, DEFAULT_STATIC_THRESHOLD, GapCounts, plan_gaps
 from video.summary import check_report_path, run_summary, summary_line, write_report
 from video.tiling import check_tiling, tiled_interpolator
@@ -109,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     new_options.add_argument("--bit_depth", type=int, choices=BIT_DEPTHS, default=None,
                              help="bit depth of a .yuv input; default from '10bit'/'16bit' in the name, else 8")
     new_options.add_argument("--yuv_matrix", choices=sorted(MATRICES), default="bt601",
-                             help="colour matrix of a .yuv input (limited range)")
+                             help="colour matrix of a .yuv input (limited range); also written into a video output")
     new_options.add_argument("--input_fps", type=cli.positive_float, default=None,
                              help="frame rate of the input; overrides the container's or the YUV name's")
     new_options.add_argument("--max_frames", type=cli.positive_int, default=None,
@@ -118,8 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     new_options.add_argument("--crf", type=int, default=0,
                              help="constant rate factor for x264/x265/VP9/AV1 (0: lossless YUV)")
     new_options.add_argument("--preset", type=str, default="veryslow", help="x264/x265 preset")
-    new_options.add_argument("--out_pix_fmt", type=str, default="yuv420p",
-                             help="encoder pixel format (odd sizes switch 4:2:0 to yuv444p)")
+    new_options.add_argument("--out_pix_fmt", type=str, default=None,
+                             help="output pixel format; default the input's own where the encoder takes it, else "
+                                  "one of the same bit depth (8-bit RGB inputs: yuv420p; odd sizes switch 4:2:0 to "
+                                  "4:4:4); PNG output: rgb24 (8-bit) or rgb48be (16-bit), default the input's depth")
     new_options.add_argument("--lossless", action="store_true",
                              help="bit-exact RGB video: libx264rgb at crf 0 (not every player shows it)")
     new_options.add_argument("--no_audio", action="store_true", help="do not copy the input's audio")
@@ -205,12 +210,45 @@ def counting(interpolate: Interpolator, counter: list[int]) -> Interpolator:
     return run
 
 
-def recorded(timed_frames: Iterable[tuple[np.ndarray, Optional[Fraction]]], times: list[Optional[Fraction]]
-             ) -> Iterator[np.ndarray]:
-    """The frames of (frame, time) pairs, appending each time to ``times`` as its frame is read."""
-    for frame, seconds in timed_frames:
+def recorded(coded_frames: Iterable[CodedFrame], times: list[Optional[Fraction]],
+             planes: deque[Optional[Planes]]) -> Iterator[np.ndarray]:
+    """The frames of (frame, time, planes), appending each time to ``times`` and its planes to ``planes`` (taken
+    off again as the original is written) as the frame is read."""
+    for frame, seconds, coded in coded_frames:
         times.append(seconds)
+        planes.append(coded)
         yield frame
+
+
+def output_pixel_format(args: argparse.Namespace, info: SourceInfo) -> str:
+    """The video output's pixel format: --lossless's RGB, --out_pix_fmt, or one keeping the input's bit depth."""
+    if args.lossless:
+        if info.bit_depth > 8:
+            raise ValueError(f"--lossless writes 8-bit RGB, but {info.path} is {info.bit_depth}-bit; drop "
+                             f"--lossless (the default --crf 0 is lossless in the input's own format)")
+        return "rgb24"
+    if args.out_pix_fmt is not None:
+        try:
+            av.VideoFormat(args.out_pix_fmt)
+        except ValueError as error:
+            raise ValueError(f"--out_pix_fmt {args.out_pix_fmt!r} is not a pixel format FFmpeg knows") from error
+        return args.out_pix_fmt
+    try:
+        return default_output_format(args.codec, info.pix_fmt, info.bit_depth, info.width, info.height)
+    except av.codec.codec.UnknownCodecError as error:
+        raise ValueError(f"--codec {args.codec} is not an FFmpeg video encoder") from error
+
+
+def log_colour(info: SourceInfo, output_format: str) -> None:
+    """Say how the input's colours were read and what the output keeps."""
+    if info.colour is not None:
+        logger.info("%s: %d-bit %s, %s", info.path, info.bit_depth, info.pix_fmt, info.colour.describe())
+    else:
+        logger.info("%s: %d-bit RGB (%s)", info.path, info.bit_depth, info.pix_fmt)
+    if output_format == info.pix_fmt and info.colour is not None:
+        logger.info("output %s: the original frames are passed through untouched", output_format)
+    else:
+        logger.info("output %s, converted from RGB", output_format)
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -298,8 +336,15 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
         target = check_output(output, source.info.path, is_video, args.overwrite)
         if args.report is not None:
             check_report_path(Path(args.report), output, args.overwrite)
+        if is_video:
+            output_format = output_pixel_format(args, source.info)
+        else:
+            png_bits = png_bit_depth(args.out_pix_fmt, source.info.bit_depth)
+            output_format = "rgb24" if png_bits == 8 else "rgb48be"
+        log_colour(source.info, output_format)
         input_times: list[Optional[Fraction]] = []
-        frames = recorded(source.timed_frames(), input_times)
+        input_planes: deque[Optional[Planes]] = deque()
+        frames = recorded(source.coded_frames(), input_times, input_planes)
         if args.max_frames is not None:
             frames = islice(frames, args.max_frames)
         head = list(islice(frames, 2))
@@ -337,17 +382,18 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
         if is_video:
             writer = VideoWriter(
                 target, info.width, info.height, rate, codec=args.codec, crf=args.crf, preset=args.preset,
-                pix_fmt=args.out_pix_fmt, lossless=args.lossless, audio_from=info.path if copy_audio else None,
-                rotation=info.rotation, time_base=time_base, replace=args.overwrite,
+                pix_fmt=output_format, lossless=args.lossless, audio_from=info.path if copy_audio else None,
+                rotation=info.rotation, time_base=time_base, replace=args.overwrite, colour=info.colour,
+                hdr=info.hdr,
             )
         else:
-            writer = PNGFolderWriter(target, info.path, replace=args.overwrite)
+            writer = PNGFolderWriter(target, info.path, replace=args.overwrite, bit_depth=png_bits)
     except (av.error.FFmpegError, ValueError) as error:
         hint = " (the audio is copied as it is: try --no_audio or another container)" if copy_audio else ""
         start_up_error(parser, args, ValueError(
             f"the {args.codec} encoder cannot write {output} with its settings ({format_rate(rate)} fps from "
             f"--out_fps/--input_fps/--factor, --preset {args.preset}, --crf {args.crf}, --out_pix_fmt "
-            f"{args.out_pix_fmt}): {getattr(error, 'strerror', None) or error}{hint}"
+            f"{output_format}): {getattr(error, 'strerror', None) or error}{hint}"
         ))
     except OSError as error:
         start_up_error(parser, args, ValueError(f"cannot write {output}: {error.strerror or error}"))
@@ -370,11 +416,15 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
                           unit="frame", desc="interpolating", dynamic_ncols=True) as progress:
             frames_out = raise_planned_frame_rate(planned, counting(interpolate, synthesised), args.factor,
                                                   args.boundary)
+            pass_through = is_video and writer.pix_fmt == info.pix_fmt
             for index, frame in enumerate(frames_out):
                 if not torch.isfinite(frame).all():
                     raise ValueError(non_finite_message(index, args))
-                pixels = np.rot90(tensor_to_frame(frame), turns) if turns else tensor_to_frame(frame)
-                writer.write(pixels, output_time(input_times, index, args.factor) if keep_times else None)
+                planes = input_planes.popleft() if index % args.factor == 0 else None
+                pixels = tensor_to_frame(frame, writer.sample_dtype)
+                writer.write(np.rot90(pixels, turns) if turns else pixels,
+                             output_time(input_times, index, args.factor) if keep_times else None,
+                             planes if pass_through else None)
                 progress.update()
     except (OSError, ValueError, av.error.FFmpegError) as error:  # the writer has removed its partial output
         raise RunFailure(error_message(error, output)) from error

@@ -64,15 +64,23 @@ def output_time(input_times: Sequence[Fraction], index: int, factor: int) -> Fra
 
 def frame_to_tensor(frame: np.ndarray, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
                     ) -> Tensor:
-    """An (H, W, 3) uint8 RGB frame as a (1, 3, H, W) tensor in [0, 1]."""
+    """An (H, W, 3) RGB frame, uint8, uint16 (full scale 65535) or float in [0, 1], as a (1, 3, H, W) tensor in
+    [0, 1]."""
+    scale = np.iinfo(frame.dtype).max if np.issubdtype(frame.dtype, np.integer) else 1
+    if frame.dtype == np.uint16:  # torch has no uint16 arithmetic
+        frame = frame.astype(np.int32)
     tensor = torch.tensor(frame, device=device)  # a copy: decoded arrays may be read-only
-    return tensor.permute(2, 0, 1).unsqueeze(0).to(dtype) / 255
+    return tensor.permute(2, 0, 1).unsqueeze(0).to(dtype) / scale
 
 
-def tensor_to_frame(tensor: Tensor) -> np.ndarray:
-    """A (1, 3, H, W) tensor in [0, 1] as an (H, W, 3) uint8 RGB frame (clipped, rounded to nearest)."""
-    quantized = tensor[0].float().clamp(0, 1).mul(255).round().to(torch.uint8)
-    return quantized.permute(1, 2, 0).cpu().numpy()
+def tensor_to_frame(tensor: Tensor, dtype: np.dtype | type = np.uint8) -> np.ndarray:
+    """A (1, 3, H, W) tensor in [0, 1] as an (H, W, 3) RGB frame of ``dtype``, clipped: uint8 or uint16 rounded to
+    nearest, float32 unrounded."""
+    pixels = tensor[0].float().clamp(0, 1).permute(1, 2, 0)
+    if np.dtype(dtype) == np.float32:
+        return pixels.cpu().numpy()
+    top = np.iinfo(dtype).max
+    return pixels.mul(top).round().to(torch.int32).cpu().numpy().astype(dtype)
 
 
 PlannedFrame = tuple[Tensor, Gap]  # a frame and the gap that follows it (ignored after the last frame)

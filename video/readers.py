@@ -1,9 +1,14 @@
 """Streaming frame sources for ``interpolate.py``: any video PyAV decodes, raw YUV files, folders of images.
 
 A source opens and checks its input when it is built (a missing, unreadable or malformed input, or a folder of
-frames of different sizes, raises before anything is written) and then yields (H, W, 3) uint8 RGB frames one at
-a time, so memory does not grow with the length of the video; ``timed_frames()`` pairs each with its time in
-seconds from the first frame. ``open_source`` picks the source from the path.
+frames of different sizes, raises before anything is written) and then yields (H, W, 3) RGB frames one at a time,
+so memory does not grow with the length of the video; ``timed_frames()`` pairs each with its time in seconds from
+the first frame, ``coded_frames()`` also with its planes as coded (Y'CbCr sources), which lets a writer pass an
+original frame through untouched. ``open_source`` picks the source from the path.
+
+Frames keep the source's precision: 8-bit sources give uint8 RGB, deeper ones (10-, 12-, 16-bit video and YUV
+files, 16-bit PNGs) uint16 RGB at full scale 65535, never rounded to 8 bits. Y'CbCr is converted with the source's
+own matrix and range (video/colour.py).
 
 A video's frames keep their real timestamps, so a variable-frame-rate input keeps its timing; a warning says when
 the timestamps disagree with the container's nominal rate. A video that decodes to fewer frames than its header
@@ -25,7 +30,10 @@ from PIL import Image
 
 from common.files import PathType
 from data.frames import read_image_rgb
-from video.yuv import YUVFormat, format_from_name, frame_rate_from_name, split_planes, yuv_to_rgb
+from video.colour import Colour, colour_from_tags, integer_rgb, ycbcr_to_rgb
+from video.hdr import HDRMetadata, hdr_metadata
+from video.pixel_format import Planes, bit_depth, frame_planes, is_planar_ycbcr
+from video.yuv import MATRICES, YUVFormat, format_from_name, frame_rate_from_name, split_planes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 _SAME_KIND = {".jpeg": ".jpg", ".tiff": ".tif"}
@@ -35,6 +43,7 @@ RATE_TOLERANCE = 0.1
 
 logger = logging.getLogger(__name__)
 TimedFrame = tuple[np.ndarray, Optional[Fraction]]
+CodedFrame = tuple[np.ndarray, Optional[Fraction], Optional[Planes]]  # RGB, time, planes in SourceInfo.pix_fmt
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,8 @@ class SourceInfo:
     ``frame_count`` is None when a container does not record it (then it may be estimated from the duration).
     ``declared_frames`` is the count a container's header states, if any; ``time_base`` the resolution of a
     video's timestamps; ``rotation`` the display rotation in degrees counter-clockwise (stored frames are not
-    turned).
+    turned). ``pix_fmt`` and ``bit_depth`` describe the frames as coded, ``colour`` the Y'CbCr sources' colour
+    (None for RGB sources) and ``hdr`` a video's HDR metadata, if any.
     """
 
     path: Path
@@ -58,24 +68,48 @@ class SourceInfo:
     declared_frames: Optional[int] = None
     time_base: Optional[Fraction] = None
     rotation: int = 0
+    pix_fmt: str = "rgb24"
+    bit_depth: int = 8
+    colour: Optional[Colour] = None
+    hdr: Optional[HDRMetadata] = None
 
 
 class FrameSource:
-    """Base of the sources: ``info`` and iteration over RGB frames, with or without their times."""
+    """Base of the sources: ``info`` and iteration over RGB frames, with or without their times and planes."""
 
     info: SourceInfo
 
+    def coded_frames(self) -> Iterator[CodedFrame]:
+        """(frame, seconds since the first frame, planes), the time None when the input has no rate, the planes
+        None for RGB sources."""
+        raise NotImplementedError
+
     def timed_frames(self) -> Iterator[TimedFrame]:
         """(frame, seconds since the first frame), the time None when the input has no rate."""
-        raise NotImplementedError
+        return ((frame, time) for frame, time, _ in self.coded_frames())
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return (frame for frame, _ in self.timed_frames())
 
 
-def _constant_rate_times(frames: Iterator[np.ndarray], frame_rate: Optional[Fraction]) -> Iterator[TimedFrame]:
-    for index, frame in enumerate(frames):
-        yield frame, (index / frame_rate if frame_rate else None)
+def _constant_rate_times(frames: Iterator[tuple[np.ndarray, Optional[Planes]]], frame_rate: Optional[Fraction]
+                         ) -> Iterator[CodedFrame]:
+    for index, (frame, planes) in enumerate(frames):
+        yield frame, (index / frame_rate if frame_rate else None), planes
+
+
+def rgb_samples(rgb: np.ndarray, bits: int) -> np.ndarray:
+    """Float RGB as uint8 for 8-bit sources, uint16 for deeper ones."""
+    return integer_rgb(rgb, np.uint8 if bits <= 8 else np.uint16)
+
+
+def _planar_equivalent(frame: av.VideoFrame) -> str:
+    """The planar Y'CbCr format holding a packed or semi-planar one's samples (``nv12`` -> ``yuv420p``)."""
+    video_format = frame.format
+    subsampling = {(1, 1): "444", (2, 1): "422", (2, 2): "420", (1, 2): "440"}[(
+        -(-64 // video_format.chroma_width(64)), -(-64 // video_format.chroma_height(64)))]
+    depth = bit_depth(video_format.name)
+    return f"yuv{subsampling}p" + ("" if depth == 8 else f"{depth}le")
 
 
 class VideoFileSource(FrameSource):
@@ -97,6 +131,13 @@ class VideoFileSource(FrameSource):
                 if frame_count is None and stream.duration is not None and rate:
                     frame_count = round(float(stream.duration * stream.time_base * rate))
                 first = next(container.decode(stream), None)
+                coded_format = first.format.name if first is not None else "rgb24"
+                if first is not None and not first.format.is_rgb and not is_planar_ycbcr(coded_format):
+                    coded_format = _planar_equivalent(first)
+                colour = None
+                if first is not None and is_planar_ycbcr(coded_format):
+                    colour = colour_from_tags(first.colorspace, first.color_range, first.color_primaries,
+                                              first.color_trc, first.width, first.height, coded_format)
                 self.info = SourceInfo(
                     path=path,
                     kind="video",
@@ -108,9 +149,25 @@ class VideoFileSource(FrameSource):
                     declared_frames=declared,
                     time_base=Fraction(stream.time_base) if stream.time_base else None,
                     rotation=round(first.rotation) if first is not None else 0,
+                    pix_fmt=coded_format,
+                    bit_depth=bit_depth(coded_format),
+                    colour=colour,
+                    hdr=hdr_metadata(first) if first is not None else None,
                 )
         except av.error.FFmpegError as error:
             raise ValueError(f"cannot read {path} as a video: {error}") from error
+        except ValueError as error:
+            raise ValueError(f"cannot read {path}: {error}") from error
+
+    def _converted(self, frame: av.VideoFrame) -> tuple[np.ndarray, Optional[Planes]]:
+        """A decoded frame as RGB at its own precision, and its Y'CbCr planes (None for RGB formats)."""
+        info = self.info
+        if info.colour is None:
+            return frame.to_ndarray(format="rgb24" if info.bit_depth == 8 else "rgb48le"), None
+        if frame.format.name != info.pix_fmt:
+            frame = frame.reformat(format=info.pix_fmt)
+        planes = frame_planes(frame)
+        return rgb_samples(ycbcr_to_rgb(*planes, info.bit_depth, info.colour), info.bit_depth), planes
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
         """The decoded frames; a decoding error stops with a ValueError, or with ``allow_truncated`` a warning."""
@@ -145,7 +202,7 @@ class VideoFileSource(FrameSource):
                 "the %d frames that decoded", path, declared, count, count,
             )
 
-    def timed_frames(self) -> Iterator[TimedFrame]:
+    def coded_frames(self) -> Iterator[CodedFrame]:
         rate = self.info.frame_rate
         origin = previous = None
         warned = False
@@ -167,7 +224,8 @@ class VideoFileSource(FrameSource):
                         float(rate), 1000 * float(nominal),
                     )
             previous = time
-            yield frame.to_ndarray(format="rgb24"), time
+            rgb, planes = self._converted(frame)
+            yield rgb, time, planes
 
 
 class YUVFileSource(FrameSource):
@@ -186,16 +244,18 @@ class YUVFileSource(FrameSource):
                 f"({layout.bytes_per_frame} bytes each); check --size, --pix_fmt and --bit_depth"
             )
         self.layout = layout
-        self.matrix = matrix
-        self.info = SourceInfo(path, "yuv", layout.width, layout.height, frame_rate, frame_count)
+        self.info = SourceInfo(path, "yuv", layout.width, layout.height, frame_rate, frame_count,
+                               pix_fmt=layout.pix_fmt, bit_depth=layout.bit_depth,
+                               colour=Colour(MATRICES[matrix], full_range=False))
 
-    def _frames(self) -> Iterator[np.ndarray]:
+    def _frames(self) -> Iterator[tuple[np.ndarray, Planes]]:
         with open(self.info.path, "rb") as file:
             for _ in range(self.info.frame_count):
-                luma, cb, cr = split_planes(file.read(self.layout.bytes_per_frame), self.layout)
-                yield yuv_to_rgb(luma, cb, cr, self.layout.bit_depth, self.matrix)
+                planes = split_planes(file.read(self.layout.bytes_per_frame), self.layout)
+                rgb = ycbcr_to_rgb(*planes, self.layout.bit_depth, self.info.colour)
+                yield rgb_samples(rgb, self.layout.bit_depth), planes
 
-    def timed_frames(self) -> Iterator[TimedFrame]:
+    def coded_frames(self) -> Iterator[CodedFrame]:
         return _constant_rate_times(self._frames(), self.info.frame_rate)
 
 
@@ -231,6 +291,19 @@ def numbered_frames(folder: Path) -> tuple[list[Path], list[str]]:
     return [frames[number] for number in sorted(frames)], skipped
 
 
+def _png_bit_depth(path: Path) -> int:
+    """The sample depth in a PNG's header (8 for other images): signature, IHDR length and type, size, depth."""
+    with open(path, "rb") as file:
+        header = file.read(25)
+    return header[24] if len(header) == 25 and header.startswith(b"\x89PNG") and header[12:16] == b"IHDR" else 8
+
+
+def _read_image_16_bit(path: Path) -> np.ndarray:
+    """An image as (H, W, 3) uint16 RGB (FFmpeg's PNG decoder: Pillow reads 16-bit RGB as 8 bits)."""
+    with av.open(str(path)) as container:
+        return next(container.decode(video=0)).to_ndarray(format="rgb48le")
+
+
 def _image_size(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as image:
@@ -261,10 +334,13 @@ class ImageFolderSource(FrameSource):
                     f"{file} is {other_width}x{other_height}, but the first frame, {self.files[0].name}, is "
                     f"{width}x{height}; all frames must have one size"
                 )
-        self.info = SourceInfo(path, "images", width, height, frame_rate, len(self.files))
+        sixteen_bit = any(_png_bit_depth(file) == 16 for file in self.files)
+        self.read = _read_image_16_bit if sixteen_bit else read_image_rgb
+        self.info = SourceInfo(path, "images", width, height, frame_rate, len(self.files),
+                               pix_fmt="rgb48le" if sixteen_bit else "rgb24", bit_depth=16 if sixteen_bit else 8)
 
-    def timed_frames(self) -> Iterator[TimedFrame]:
-        return _constant_rate_times((read_image_rgb(file) for file in self.files), self.info.frame_rate)
+    def coded_frames(self) -> Iterator[CodedFrame]:
+        return _constant_rate_times(((self.read(file), None) for file in self.files), self.info.frame_rate)
 
 
 def open_source(

@@ -7,7 +7,9 @@ An interrupted run therefore never leaves a file with the requested name, and a 
 a hidden file whose name says it is partial.
 
 A video keeps the times it is given (``write(frame, time)``), so variable-frame-rate inputs keep their timing, and
-can carry the input's display rotation.
+can carry the input's display rotation, colour tags and HDR metadata. Frames in a planar Y'CbCr format are
+converted from RGB here, with the output's matrix and range (video/colour.py); an original frame given with its
+planes in the output's format is encoded as it was decoded, untouched. PNG frames are 8- or 16-bit.
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from PIL import Image
 
 from common.files import PathType
 from common.safe_write import fsync_file, partial_path, publish_file
+from video.colour import Colour, image_colour, integer_rgb, rgb_to_ycbcr
+from video.hdr import HDRMetadata
 from video.output import (
     MARKER_NAME,
     frame_name,
@@ -33,6 +37,7 @@ from video.output import (
     remove_folders,
     remove_stale_outputs,
 )
+from video.pixel_format import Planes, bit_depth, chroma_shape, frame_from_planes, is_planar_ycbcr
 DEFAULT_CODEC = "libx264"
 # libx264rgb encodes RGB planes directly; at crf 0 the decoded frames equal the input bit for bit.
 LOSSLESS_CODEC = "libx264rgb"
@@ -58,6 +63,32 @@ def check_encoder_options(codec: str, crf: Optional[int], preset: Optional[str],
         raise ValueError(f"--crf {crf} is out of range for {codec}: use 0 (lossless) to {MAX_CRF[codec]}")
     if preset is not None and codec in CRF_AND_PRESET_CODECS and preset not in X264_PRESETS:
         raise ValueError(f"--preset {preset!r} is not a {codec} preset; one of {', '.join(X264_PRESETS)}")
+
+
+def encoder_options(codec: str, crf: Optional[int], preset: Optional[str], hdr: Optional[HDRMetadata] = None
+                    ) -> dict[str, str]:
+    """FFmpeg options for --crf and --preset, crf 0 made truly lossless (x264 at high bit depth is lossless only at
+    qp 0, x265 and VP9 only in their lossless modes), and the HDR metadata where the encoder takes it (x265)."""
+    options, x265_params = {}, []
+    if crf == 0 and codec in ("libx264", "libx264rgb"):
+        options["qp"] = "0"
+    elif crf == 0 and codec == "libx265":
+        x265_params.append("lossless=1")
+    elif crf == 0 and codec == "libvpx-vp9":
+        options["lossless"] = "1"
+    elif crf is not None and codec in CRF_AND_PRESET_CODECS + CRF_CODECS:
+        options["crf"] = str(crf)
+    if preset is not None and codec in CRF_AND_PRESET_CODECS:
+        options["preset"] = preset
+    if hdr is not None and codec == "libx265":
+        x265_params.append(hdr.x265_params())
+        logger.info("HDR metadata carried into the output: %s", hdr.describe())
+    elif hdr is not None:
+        logger.warning("the input's HDR metadata (%s) is not carried: only libx265 takes it here (--codec libx265)",
+                       hdr.describe())
+    if x265_params:
+        options["x265-params"] = ":".join(x265_params)
+    return options
 
 
 class _AudioCopy:
@@ -118,16 +149,23 @@ class _CompleteOrAbort:
             self.abort()
 
 
+def rgb_frame(frame: np.ndarray, bits: int) -> av.VideoFrame:
+    """An RGB frame (float in [0, 1], uint8 or uint16) as an ``rgb24`` or, above 8 bits, ``rgb48le`` frame."""
+    frame = integer_rgb(frame, np.uint8 if bits <= 8 else np.uint16)
+    return av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24" if bits <= 8 else "rgb48le")
+
+
 class VideoWriter(_CompleteOrAbort):
-    """Encode (H, W, 3) uint8 RGB frames with PyAV, optionally copying audio.
+    """Encode (H, W, 3) RGB frames with PyAV, optionally copying audio.
 
     ``frame_rate`` is the nominal rate; frames written without a time follow it, frames written with one keep it
     (at the resolution of ``time_base``, default 1 / frame_rate). ``codec`` is an FFmpeg encoder name (default
     libx264); ``crf`` and ``preset`` apply to the x264/x265 family (``crf`` also to VP9/AV1). ``lossless``
     switches to libx264rgb at crf 0 with RGB samples (bit-exact; some players cannot show it). 4:2:0 needs even
-    sizes, so odd-sized frames are encoded as 4:4:4 instead. ``rotation`` (degrees counter-clockwise) is written as
-    the display matrix, as a phone writes it. ``audio_from`` names a file whose first audio stream is copied (use
-    only when the duration is kept). ``replace`` allows replacing an existing file at ``path``.
+    sizes, so odd-sized frames are encoded as 4:4:4 instead. ``colour`` gives the tags written and the Y'CbCr
+    conversion (default: the frame size's usual matrix, limited range); ``hdr`` is written where the encoder takes
+    it (libx265). ``rotation`` (degrees counter-clockwise) is written as the display matrix, as a phone writes it.
+    ``audio_from`` names a file whose first audio stream is copied (use only when the duration is kept). ``replace`` allows replacing an existing file at ``path``.
     """
 
     def __init__(
@@ -145,6 +183,8 @@ class VideoWriter(_CompleteOrAbort):
         rotation: int = 0,
         time_base: Optional[Fraction] = None,
         replace: bool = False,
+        colour: Optional[Colour] = None,
+        hdr: Optional[HDRMetadata] = None,
     ) -> None:
         self.path = Path(path)
         self.replace = replace
@@ -156,13 +196,15 @@ class VideoWriter(_CompleteOrAbort):
         if lossless:
             codec, crf, pix_fmt = LOSSLESS_CODEC, 0, "rgb24"
         if pix_fmt.startswith("yuv420") and (width % 2 or height % 2):
-            logger.info("%dx%d is odd-sized: encoding 4:4:4 (yuv444p) instead of %s", width, height, pix_fmt)
-            pix_fmt = "yuv444p"
-        options = {}
-        if crf is not None and codec in CRF_AND_PRESET_CODECS + CRF_CODECS:
-            options["crf"] = str(crf)
-        if preset is not None and codec in CRF_AND_PRESET_CODECS:
-            options["preset"] = preset
+            wide = pix_fmt.replace("420", "444")
+            logger.info("%dx%d is odd-sized: encoding 4:4:4 (%s) instead of %s", width, height, wide, pix_fmt)
+            pix_fmt = wide
+        self.pix_fmt, self.bit_depth = pix_fmt, bit_depth(pix_fmt)
+        self.colour = colour or image_colour(width, height)
+        self.ycbcr = is_planar_ycbcr(pix_fmt)
+        # What write() takes: float RGB for Y'CbCr (converted here unrounded), else the integers of the depth.
+        self.sample_dtype = np.dtype(np.float32 if self.ycbcr else np.uint8 if self.bit_depth <= 8 else np.uint16)
+        options = encoder_options(codec, crf, preset, hdr)
 
         self.created_folders = make_parents(self.path)
         remove_stale_outputs(self.path)
@@ -178,6 +220,7 @@ class VideoWriter(_CompleteOrAbort):
             self.stream = self.container.add_stream(codec, rate=self.frame_rate, options=options)
             self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix_fmt
             self.stream.codec_context.time_base = self.time_base
+            self._tag_colour()
             if rotation:
                 self.stream.set_display_rotation(rotation)
             if audio_from is not None:
@@ -187,9 +230,24 @@ class VideoWriter(_CompleteOrAbort):
             self.abort()
             raise
 
-    def write(self, frame: np.ndarray, time: Optional[Fraction] = None) -> None:
-        """Encode one frame, shown at ``time`` seconds (default: the next slot of the nominal rate)."""
-        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+    def _tag_colour(self) -> None:
+        """Primaries and transfer as the source's; matrix and range as used for Y'CbCr (RGB formats keep theirs)."""
+        context = self.stream.codec_context
+        context.color_primaries, context.color_trc = self.colour.primaries, self.colour.transfer
+        if self.ycbcr:
+            context.colorspace, context.color_range = self.colour.matrix, self.colour.range_code
+
+    def write(self, frame: np.ndarray, time: Optional[Fraction] = None, planes: Optional[Planes] = None) -> None:
+        """Encode one RGB frame (``sample_dtype``), shown at ``time`` seconds (default: the next slot of the nominal
+        rate); ``planes`` in the output's pixel format, if given, are encoded instead, untouched."""
+        height, width = frame.shape[:2]
+        if planes is not None:
+            video_frame = frame_from_planes(planes, self.pix_fmt)
+        elif self.ycbcr:
+            coded = rgb_to_ycbcr(frame, self.bit_depth, chroma_shape(self.pix_fmt, width, height), self.colour)
+            video_frame = frame_from_planes(coded, self.pix_fmt)
+        else:
+            video_frame = rgb_frame(frame, self.bit_depth)
         pts = self.frames_written if time is None else round(time / self.time_base)
         if self.last_pts is not None and pts <= self.last_pts:
             pts = self.last_pts + 1  # two inputs at one timestamp: the muxer needs increasing times
@@ -231,14 +289,17 @@ class VideoWriter(_CompleteOrAbort):
 
 
 class PNGFolderWriter(_CompleteOrAbort):
-    """Write frames as ``000000.png``, ``000001.png``, ... into a folder that appears only when complete.
+    """Write frames as 8-bit (or, with ``bit_depth`` 16, 16-bit) ``000000.png``, ``000001.png``, ... into a folder
+    that appears only when complete.
 
     ``close()`` adds the marker (``.interpolate.json``) and publishes the folder; with ``replace`` it swaps out an
     earlier output of this program at ``path`` (see ``video/output.py``). ``source`` is recorded in the marker.
     """
 
-    def __init__(self, path: PathType, source: PathType, replace: bool = False) -> None:
+    def __init__(self, path: PathType, source: PathType, replace: bool = False, bit_depth: int = 8) -> None:
         self.path = Path(path)
+        self.bit_depth = bit_depth
+        self.sample_dtype = np.dtype(np.uint8 if bit_depth == 8 else np.uint16)
         self.source = Path(source)
         self.replace = replace
         self.frames_written = 0
@@ -251,9 +312,18 @@ class PNGFolderWriter(_CompleteOrAbort):
             remove_folders(self.created_folders)
             raise
 
-    def write(self, frame: np.ndarray, time: Optional[Fraction] = None) -> None:
-        """Save one frame (a folder keeps no times: ``time`` is accepted for the video writer's signature)."""
-        Image.fromarray(np.ascontiguousarray(frame)).save(self.temporary / frame_name(self.frames_written))
+    def write(self, frame: np.ndarray, time: Optional[Fraction] = None, planes: Optional[Planes] = None) -> None:
+        """Save one RGB frame of ``sample_dtype`` (a folder keeps no times or planes: ``time`` and ``planes`` are
+        accepted for the video writer's signature)."""
+        path = self.temporary / frame_name(self.frames_written)
+        if self.bit_depth == 8:
+            Image.fromarray(np.ascontiguousarray(frame)).save(path)
+        else:  # Pillow cannot write 16-bit RGB
+            encoder = av.CodecContext.create("png", "w")
+            encoder.height, encoder.width = frame.shape[:2]
+            encoder.pix_fmt = "rgb48be"
+            image = rgb_frame(frame, 16).reformat(format="rgb48be")
+            path.write_bytes(b"".join(bytes(packet) for packet in encoder.encode(image) + encoder.encode(None)))
         self.frames_written += 1
 
     def close(self) -> None:

@@ -21,12 +21,14 @@ from typing import Optional
 
 import numpy as np
 
+from video.colour import MATRIX_BT601, MATRIX_BT709, MATRIX_BT2020, Colour, ycbcr_to_rgb
+
 CHROMA_FORMATS = ("420", "444")
 BIT_DEPTHS = (8, 10, 16)
 # The original script's --size default.
 DEFAULT_SIZE = (1920, 1080)
-# Luma weights (Kr, Kb) of the two colour matrices in common use.
-MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
+# --yuv_matrix names and their H.273 matrix code points (video/colour.py).
+MATRICES = {"bt601": MATRIX_BT601, "bt709": MATRIX_BT709, "bt2020": MATRIX_BT2020}
 
 _SIZE_IN_NAME = re.compile(r"(\d+)x(\d+)")
 _FPS_IN_NAME = re.compile(r"(\d+(?:\.\d+)?)fps")
@@ -65,6 +67,11 @@ class YUVFormat:
         chroma_width, chroma_height = self.chroma_size
         samples = self.width * self.height + 2 * chroma_width * chroma_height
         return samples * self.sample_dtype.itemsize
+
+    @property
+    def pix_fmt(self) -> str:
+        """FFmpeg's name of this layout, e.g. ``yuv420p10le``."""
+        return f"yuv{self.chroma}p" + ("" if self.bit_depth == 8 else f"{self.bit_depth}le")
 
     def __str__(self) -> str:
         return f"{self.width}x{self.height} {self.chroma} {self.bit_depth}-bit"
@@ -124,20 +131,5 @@ def yuv_to_rgb(
     """Limited-range planes of any supported bit depth as an (H, W, 3) uint8 RGB image (rounded, clipped)."""
     if matrix not in MATRICES:
         raise ValueError(f"unknown colour matrix {matrix!r}; valid: {sorted(MATRICES)}")
-    height, width = luma.shape
-    if cb.shape != cr.shape or cb.shape[0] * 2 < height or cb.shape[1] * 2 < width:
-        raise ValueError(f"chroma planes {cb.shape}, {cr.shape} do not cover a {luma.shape} luma plane")
-    if cb.shape != luma.shape:
-        cb, cr = (plane.repeat(2, axis=0).repeat(2, axis=1)[:height, :width] for plane in (cb, cr))
-    scale = float(2 ** (bit_depth - 8))
-    # Limited range: black..white is 16..235 for luma, 16..240 around 128 for chroma (in 8-bit units).
-    y = (luma.astype(np.float32) / scale - 16.0) / 219.0
-    u = (cb.astype(np.float32) / scale - 128.0) / 224.0
-    v = (cr.astype(np.float32) / scale - 128.0) / 224.0
-    kr, kb = MATRICES[matrix]
-    kg = 1.0 - kr - kb
-    red = y + 2.0 * (1.0 - kr) * v
-    blue = y + 2.0 * (1.0 - kb) * u
-    green = y - (2.0 * (1.0 - kb) * kb * u + 2.0 * (1.0 - kr) * kr * v) / kg
-    rgb = np.stack((red, green, blue), axis=-1)
-    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+    rgb = ycbcr_to_rgb(luma, cb, cr, bit_depth, Colour(MATRICES[matrix], full_range=False))
+    return np.rint(rgb * 255.0).astype(np.uint8)
