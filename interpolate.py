@@ -69,9 +69,8 @@ logger = logging.getLogger("interpolate")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Frame-rate up-conversion of a video", formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    parser = argparse.ArgumentParser(prog="interpolate.py", description="Frame-rate up-conversion of a video",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--net", type=str, default="STMFNet", choices=list(models.MODELS), help="network to run")
     parser.add_argument("--input", "--yuv_path", dest="input", type=str, required=True,
                         help="video file, raw .yuv file or folder of numbered PNG/JPEG frames "

@@ -287,8 +287,8 @@ def test_bad_threshold_and_report_paths_fail_before_any_output(tmp_path, capsys,
     for flags, message in [
         (["--scene_threshold", "-1"], "expected a number >= 0 or 'off'"),
         (["--static_threshold", "some"], "expected a number or 'off'"),
-        (["--report", str(tmp_path / "missing" / "run.json")], "not a file in an existing folder"),
-        (["--report", str(folder)], "is the input"),
+        (["--report", str(tmp_path / "missing" / "run.json")], "does not exist"),
+        (["--report", str(folder)], "is the same file as --input"),
     ]:
         with pytest.raises(SystemExit) as raised:
             interpolate.main([*FAST, "--input", str(folder), "--output", str(output), *flags])
