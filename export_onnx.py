@@ -33,7 +33,7 @@ MIN_OPSET = 16
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Export a model to ONNX",
+    parser = argparse.ArgumentParser(prog="export_onnx.py", description="Export a model to ONNX",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--net", default="student_STMFNet", choices=list(models.MODELS), help="network to export")
     parser.add_argument("--checkpoint", type=str, default=None,

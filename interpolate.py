@@ -377,6 +377,18 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
     time_base = None
     if keep_times:
         time_base = (info.time_base or 1 / info.frame_rate) / args.factor
+    known_counts = [count for count in (info.frame_count, args.max_frames) if count is not None]
+    input_count = min(known_counts) if known_counts else None
+    logger.info(
+        "%s: %dx%d, %s frames at %s fps -> %dx -> %s at %s fps (%s on %s%s)",
+        info.path, info.width, info.height, input_count or "?",
+        format_rate(info.frame_rate) if info.frame_rate else "?",
+        args.factor, output, format_rate(rate), model_name(args), device,
+        f", tiles {args.tile} overlap {args.overlap}" if args.tile else "",
+    )
+    tensors = (frame_to_tensor(frame, device) for frame in chain(head, frames))
+    synthesised, gaps = [0], GapCounts()
+    planned = plan_gaps(tensors, args.scene_threshold, args.static_threshold, gaps, input_times)
     try:
         if is_video:
             writer = VideoWriter(
@@ -396,19 +408,9 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
         ))
     except OSError as error:
         start_up_error(parser, args, ValueError(f"cannot write {output}: {error.strerror or error}"))
+    except (KeyboardInterrupt, Terminated) as error:  # the writer removed what it had begun
+        raise Interrupted(output, getattr(error, "code", INTERRUPTED_STATUS)) from error
 
-    known_counts = [count for count in (info.frame_count, args.max_frames) if count is not None]
-    input_count = min(known_counts) if known_counts else None
-    logger.info(
-        "%s: %dx%d, %s frames at %s fps -> %dx -> %s at %s fps (%s on %s%s)",
-        info.path, info.width, info.height, input_count or "?",
-        format_rate(info.frame_rate) if info.frame_rate else "?",
-        args.factor, output, format_rate(rate), model_name(args), device,
-        f", tiles {args.tile} overlap {args.overlap}" if args.tile else "",
-    )
-    tensors = (frame_to_tensor(frame, device) for frame in chain(head, frames))
-    synthesised, gaps = [0], GapCounts()
-    planned = plan_gaps(tensors, args.scene_threshold, args.static_threshold, gaps, input_times)
     started = time.perf_counter()
     try:
         with writer, tqdm(total=output_frame_count(input_count, args.factor) if input_count else None,
@@ -427,10 +429,9 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
                 progress.update()
     except (OSError, ValueError, av.error.FFmpegError) as error:  # the writer has removed its partial output
         raise RunFailure(error_message(error, output)) from error
-    except KeyboardInterrupt as error:
-        raise Interrupted(output, INTERRUPTED_STATUS) from error
-    except Terminated as error:
-        raise Interrupted(output, error.code) from error
+    except (KeyboardInterrupt, Terminated) as error:
+        writer.abort()  # the writer's own exit has done so, unless the signal came just before it
+        raise Interrupted(output, getattr(error, "code", INTERRUPTED_STATUS)) from error
     elapsed = time.perf_counter() - started
 
     summary = run_summary(info.path, output, input_times, writer.frames_written, rate, args.factor, gaps,

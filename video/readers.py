@@ -280,8 +280,8 @@ def numbered_frames(folder: Path) -> tuple[list[Path], list[str]]:
         elif not numbers:
             skipped.append(f"{file.name} (no frame number)")
         elif int(numbers[-1]) in frames:
-            raise ValueError(f"{frames[int(numbers[-1])]} and {file.name} are both frame {int(numbers[-1])}; keep "
-                             "one of them")
+            raise ValueError(f"{folder}: {frames[int(numbers[-1])].name} and {file.name} are both frame "
+                             f"{int(numbers[-1])}; keep one of them")
         else:
             frames[int(numbers[-1])] = file
             kinds.setdefault(_SAME_KIND.get(suffix, suffix), file)
