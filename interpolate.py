@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import math
 import sys
 import time
+from dataclasses import replace
 from fractions import Fraction
 from itertools import chain, islice
 from pathlib import Path
@@ -46,12 +48,15 @@ from video.interpolation import (
     raise_planned_frame_rate,
     tensor_to_frame,
 )
+from video.dedup import drop_held_frames
 from video.output import check_output
+from video.rate_plan import GridStats, factor_clock, frames_at_times, parse_rate, rate_clock
 from video.readers import FrameSource, open_source
 from video.scenes import DEFAULT_SCENE_THRESHOLD, DEFAULT_STATIC_THRESHOLD, GapCounts, plan_gaps
 from video.summary import check_report_path, run_summary, summary_line, write_report
 from video.tiling import check_tiling, tiled_interpolator
 from video.writers import DEFAULT_CODEC, PNGFolderWriter, VideoWriter, check_encoder_options
+from video.y4m import STDIO, Y4MHeader, Y4MSource, Y4MWriter, is_y4m_path
 from video.yuv import BIT_DEPTHS, CHROMA_FORMATS, MATRICES
 
 DEFAULT_CHECKPOINT = "train_results/checkpoint/model_epoch070.pth"  # the teacher script's default
@@ -89,7 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
                                  random_use="the frames are meaningless: timing only")
     new_options.add_argument("--output", type=str, default=None,
                              help="output video (container from the suffix) or, without a suffix, PNG folder")
-    new_options.add_argument("--factor", type=int, default=2, choices=FACTORS, help="frame-rate multiplier")
+    new_options.add_argument("--factor", type=int, default=None, choices=FACTORS,
+                             help="frame-rate multiplier (default 2)")
+    new_options.add_argument("--fps", type=rate_argument, default=None, metavar="RATE",
+                             help="output frame rate in frames per second, above the input's: a number or a fraction "
+                                  "(60, 60000/1001; 59.94, 29.97, 23.976 mean 60000/1001, 30000/1001, 24000/1001). "
+                                  "Frames at multiples of 1/RATE s, each the nearest frame of the 1/8 midpoint grid "
+                                  "(off by at most 1/16 of an input interval); not with --factor")
+    new_options.add_argument("--dedup", action="store_true",
+                             help="drop held frames (duplicates of the frame before, by the --static_threshold test) "
+                                  "and fill their times from the distinct frames around the hold; with --dedup, "
+                                  "--fps may equal the input rate")
     new_options.add_argument("--keep_duration", type=cli.parse_bool, default=True,
                              help="true: output rate = input rate x factor; false: input rate (slow motion, "
                                   "no audio)")
@@ -137,11 +152,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def rate_argument(text: str) -> Fraction:
+    """argparse type of --fps."""
+    try:
+        return parse_rate(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def format_rate(rate: Fraction) -> str:
     return str(int(rate)) if rate.denominator == 1 else f"{float(rate):.3f}".rstrip("0")
 
 
 def output_rate(args: argparse.Namespace, input_rate: Optional[Fraction]) -> Fraction:
+    if args.fps is not None:
+        return args.fps
     if args.out_fps is not None:
         return Fraction(args.out_fps).limit_denominator(1001)
     if input_rate is None:
@@ -199,6 +224,45 @@ def recorded(timed_frames: Iterable[tuple[np.ndarray, Optional[Fraction]]], time
         yield frame
 
 
+def slot_times(timed_frames: Iterable[tuple[np.ndarray, Optional[Fraction]]], rate: Fraction
+               ) -> Iterator[tuple[np.ndarray, Fraction]]:
+    """The frames at constant-rate times, ``index / rate``, whatever their own."""
+    for index, (frame, _) in enumerate(timed_frames):
+        yield frame, Fraction(index) / rate
+
+
+def expected_output_count(args: argparse.Namespace, input_count: Optional[int], input_rate: Optional[Fraction]
+                          ) -> Optional[int]:
+    """Output frames of a constant-rate input of ``input_count`` frames (the progress bar's total); None if unknown."""
+    if input_count is None:
+        return None
+    if args.fps is None:
+        return output_frame_count(input_count, args.factor)
+    return math.floor((input_count - 1) / input_rate * args.fps) + 1 if input_rate else None
+
+
+def timed_output(args: argparse.Namespace, tensors: Iterable[torch.Tensor], input_times: list[Optional[Fraction]],
+                 interpolate: Interpolator, gaps: GapCounts, grid: GridStats, kept_indices: list[int],
+                 keep_times: bool) -> Iterator[tuple[torch.Tensor, Optional[Fraction]]]:
+    """The output frames with their times (None: the writer's constant rate). ``--factor`` alone chains 2x passes
+    (video/interpolation.py); ``--fps`` and ``--dedup`` take each output time from the midpoint grid
+    (video/rate_plan.py), built with ``--dedup`` from the distinct frames only (video/dedup.py)."""
+    if args.fps is None and not args.dedup:
+        planned = plan_gaps(tensors, args.scene_threshold, args.static_threshold, gaps, input_times)
+        frames = raise_planned_frame_rate(planned, interpolate, args.factor, args.boundary)
+        return ((frame, output_time(input_times, index, args.factor) if keep_times else None)
+                for index, frame in enumerate(frames))
+    grid_times = input_times
+    if args.dedup:
+        grid_times = []
+        tensors = drop_held_frames(tensors, input_times, args.static_threshold, kept_indices, grid_times)
+    planned = plan_gaps(tensors, args.scene_threshold, args.static_threshold, gaps, grid_times)
+    clock = rate_clock(args.fps) if args.fps is not None else factor_clock(args.factor)
+    frames = frames_at_times(planned, grid_times, input_times, clock, interpolate, args.boundary, grid)
+    write_times = args.fps is not None or keep_times
+    return ((frame, seconds if write_times else None) for frame, seconds in frames)
+
+
 def check_arguments(args: argparse.Namespace) -> None:
     """Raise ValueError naming the flag for settings that cannot work together."""
     if args.tile is not None:
@@ -207,6 +271,29 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.max_frames is not None and args.max_frames < 2:
         raise ValueError(f"--max_frames must be at least 2, got {args.max_frames}")
     check_encoder_options(args.codec, args.crf, args.preset, args.lossless)
+    if args.fps is not None:
+        for flag, given in (("--factor", args.factor is not None), ("--out_fps", args.out_fps is not None),
+                            ("--keep_duration false", not args.keep_duration)):
+            if given:
+                raise ValueError(f"--fps and {flag} cannot be used together: --fps sets the output rate")
+    if args.dedup and args.static_threshold is None:
+        raise ValueError("--dedup finds held frames with the static-pair test: give --static_threshold a number")
+    if args.dedup and not args.keep_duration:
+        raise ValueError("--dedup keeps the timing: it cannot be used with --keep_duration false")
+    if args.output == STDIO and sys.stdout.isatty():
+        raise ValueError("--output -: standard output is a terminal; pipe it into a program or a file")
+    args.factor = args.factor or 2
+
+
+def check_rate(args: argparse.Namespace, input_rate: Optional[Fraction]) -> None:
+    """Refuse an --fps that is not interpolation (at or below the input rate; equal is allowed with --dedup)."""
+    if args.fps is None:
+        return
+    if input_rate is None:
+        raise ValueError("--fps needs the input's frame rate, which it does not give: pass --input_fps")
+    if args.fps < input_rate or (args.fps == input_rate and not args.dedup):
+        raise ValueError(f"--fps {format_rate(args.fps)} is not above the input's {format_rate(input_rate)} fps: "
+                         "that is not interpolation")
 
 
 class RunFailure(Exception):
@@ -228,7 +315,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, object]:
     """Run the conversion; returns the summary that is logged. Expected failures exit with a one-line message."""
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
-    cli.setup_logging()
+    cli.setup_logging(stream=sys.stderr if args.output == STDIO else None)  # standard output carries the stream
     try:
         return convert(args, parser)
     except RunFailure as failure:
@@ -254,16 +341,26 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
             raise ValueError(f"--fp16 needs a CUDA device, but the device is {device}; drop --fp16 on the CPU")
         check_backend_arguments(args, device)
         input_rate = Fraction(args.input_fps).limit_denominator(1001) if args.input_fps else None
-        source = open_source(args.input, args.size, args.pix_fmt, args.bit_depth, input_rate, args.yuv_matrix,
-                             args.allow_truncated)
+        if is_y4m_path(args.input):
+            source: FrameSource = Y4MSource(args.input, input_rate, args.yuv_matrix, args.allow_truncated)
+        else:
+            source = open_source(args.input, args.size, args.pix_fmt, args.bit_depth, input_rate, args.yuv_matrix,
+                                 args.allow_truncated)
+        check_rate(args, source.info.frame_rate)
         rate = output_rate(args, source.info.frame_rate)
         output = resolve_output(args, source, rate)
         is_video = output.suffix != ""
-        target = check_output(output, source.info.path, is_video, args.overwrite)
+        is_y4m = is_y4m_path(str(output))
+        to_stdout = args.output == STDIO
+        target = output if to_stdout else check_output(output, source.info.path, is_video, args.overwrite)
         if args.report is not None:
             check_report_path(Path(args.report), output, source.info.path, args.overwrite)
         input_times: list[Optional[Fraction]] = []
-        frames = recorded(source.timed_frames(), input_times)
+        timed = source.timed_frames()
+        if (args.fps or args.dedup) and (args.input_fps or source.info.frame_rate is None):
+            # The grid counts in seconds: without times of its own (or with --input_fps) frame k is at k / rate.
+            timed = slot_times(timed, source.info.frame_rate or Fraction(1))
+        frames = recorded(timed, input_times)
         if args.max_frames is not None:
             frames = islice(frames, args.max_frames)
         head = list(islice(frames, 2))
@@ -278,14 +375,18 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
     keep_times = (
         args.keep_duration and args.out_fps is None and args.input_fps is None and None not in input_times
     )
-    copy_audio = is_video and info.has_audio and not args.no_audio and args.max_frames is None and keep_times
+    is_container = is_video and not is_y4m
+    copy_audio = is_container and info.has_audio and not args.no_audio and args.max_frames is None and keep_times
     if info.has_audio and not copy_audio:
-        logger.info("audio is not copied (only with the duration kept, a video output, no --max_frames/--no_audio)")
+        logger.info("audio is not copied (only with the duration kept, a video output that is not YUV4MPEG2, no "
+                    "--max_frames/--no_audio)")
+    if info.kind == "y4m":
+        logger.info("the input is YUV4MPEG2, which carries no audio: the output has none")
     if info.kind == "video":
         logger.info("output times: %s", "the input's timestamps, new frames in between" if keep_times else
                     f"a constant {format_rate(rate)} fps (the input's timestamps are not kept)")
     turns = 0
-    if info.rotation and is_video:
+    if info.rotation and is_container:
         logger.info("the input's display rotation (%d degrees) is carried into the output", info.rotation)
     elif info.rotation and info.rotation % 90 == 0:
         turns = info.rotation // 90
@@ -295,10 +396,17 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
         logger.warning("the input's display rotation (%d degrees) is not a multiple of 90 and is not applied to the "
                        "PNG frames", info.rotation)
     time_base = None
-    if keep_times:
+    if args.fps is not None:
+        time_base = 1 / args.fps
+    elif keep_times:
         time_base = (info.time_base or 1 / info.frame_rate) / args.factor
     try:
-        if is_video:
+        if is_y4m:
+            width, height = (info.height, info.width) if turns % 2 else (info.width, info.height)
+            header = source.header if isinstance(source, Y4MSource) else Y4MHeader(width, height)
+            writer = Y4MWriter(str(target), replace(header, width=width, height=height, frame_rate=rate),
+                                       args.yuv_matrix, replace=args.overwrite)
+        elif is_video:
             writer = VideoWriter(
                 target, info.width, info.height, rate, codec=args.codec, crf=args.crf, preset=args.preset,
                 pix_fmt=args.out_pix_fmt, lossless=args.lossless, audio_from=info.path if copy_audio else None,
@@ -319,31 +427,39 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
     known_counts = [count for count in (info.frame_count, args.max_frames) if count is not None]
     input_count = min(known_counts) if known_counts else None
     logger.info(
-        "%s: %dx%d, %s frames at %s fps -> %dx -> %s at %s fps (%s on %s%s)",
+        "%s: %dx%d, %s frames at %s fps -> %s -> %s at %s fps (%s on %s%s)",
         info.path, info.width, info.height, input_count or "?",
         format_rate(info.frame_rate) if info.frame_rate else "?",
-        args.factor, output, format_rate(rate), model_name(args), device,
-        f", tiles {args.tile} overlap {args.overlap}" if args.tile else "",
+        f"{args.factor}x" if args.fps is None else "the 1/8 midpoint grid", "standard output" if to_stdout else output,
+        format_rate(rate), model_name(args), device, f", tiles {args.tile} overlap {args.overlap}" if args.tile else "",
     )
     tensors = (frame_to_tensor(frame, device) for frame in chain(head, frames))
-    synthesised, gaps = [0], GapCounts()
-    planned = plan_gaps(tensors, args.scene_threshold, args.static_threshold, gaps, input_times)
+    synthesised, gaps, grid, kept_indices = [0], GapCounts(), GridStats(), []
     started = time.perf_counter()
     try:
-        with writer, tqdm(total=output_frame_count(input_count, args.factor) if input_count else None,
+        with writer, tqdm(total=expected_output_count(args, input_count, info.frame_rate),
                           unit="frame", desc="interpolating", dynamic_ncols=True) as progress:
-            frames_out = raise_planned_frame_rate(planned, counting(interpolate, synthesised), args.factor,
-                                                  args.boundary)
-            for index, frame in enumerate(frames_out):
+            frames_out = timed_output(args, tensors, input_times, counting(interpolate, synthesised), gaps, grid,
+                                      kept_indices, keep_times)
+            for frame, seconds in frames_out:
                 pixels = np.rot90(tensor_to_frame(frame), turns) if turns else tensor_to_frame(frame)
-                writer.write(pixels, output_time(input_times, index, args.factor) if keep_times else None)
+                writer.write(pixels, seconds)
                 progress.update()
     except (OSError, ValueError, av.error.FFmpegError) as error:  # the writer has removed its partial output
         raise RunFailure(error_message(error, output)) from error
     elapsed = time.perf_counter() - started
 
-    summary = run_summary(info.path, output, input_times, writer.frames_written, rate, args.factor, gaps,
-                          synthesised[0], elapsed)
+    if args.dedup:  # the planner numbered the distinct frames; the summary names input frames
+        gaps.cuts = [kept_indices[index + 1] - 1 for index in gaps.cuts]
+    summary = run_summary(info.path, output, input_times, writer.frames_written, rate,
+                          args.factor if args.fps is None else None, gaps, synthesised[0], elapsed)
+    if args.fps is not None or args.dedup:
+        summary.update(worst_time_error_seconds=float(grid.worst_error_seconds),
+                       worst_time_error_of_interval=float(grid.worst_error_of_interval),
+                       held_frames_dropped=len(input_times) - len(kept_indices) if args.dedup else 0)
+        logger.info("every output frame within %.2f ms (%s of an input interval) of its time; %d held frame(s) "
+                    "dropped", 1000 * summary["worst_time_error_seconds"], grid.worst_error_of_interval,
+                    summary["held_frames_dropped"])
     logger.info(
         "%d frames in, %d frames out at %s fps in %.1f s (%.2f output frames/s); wrote %s",
         summary["frames_in"], summary["frames_out"], format_rate(rate), elapsed, summary["frames_per_second"], output,
