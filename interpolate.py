@@ -357,8 +357,8 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
             check_report_path(Path(args.report), output, source.info.path, args.overwrite)
         input_times: list[Optional[Fraction]] = []
         timed = source.timed_frames()
-        if (args.fps or args.dedup) and (args.input_fps or source.info.frame_rate is None):
-            # The grid counts in seconds: without times of its own (or with --input_fps) frame k is at k / rate.
+        slotted = bool(args.fps or args.dedup) and bool(args.input_fps or source.info.frame_rate is None)
+        if slotted:  # the grid counts in seconds: without times of its own (or with --input_fps) frame k is at k / rate
             timed = slot_times(timed, source.info.frame_rate or Fraction(1))
         frames = recorded(timed, input_times)
         if args.max_frames is not None:
@@ -374,6 +374,7 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
     # The input's own times are kept unless a constant rate is asked for (or the input has no times).
     keep_times = (
         args.keep_duration and args.out_fps is None and args.input_fps is None and None not in input_times
+        and not slotted
     )
     is_container = is_video and not is_y4m
     copy_audio = is_container and info.has_audio and not args.no_audio and args.max_frames is None and keep_times
