@@ -132,6 +132,7 @@ def test_truncated_y4m_is_an_error_unless_allowed(tmp_path, capsys):
     assert interpolate.main([*run, "--allow_truncated"])["frames_out"] == 3
 
 
+@pytest.mark.slow  # each starts a Python process that imports torch
 @pytest.mark.parametrize("pix_fmt, full_range", [("yuv420p", False), ("yuv420p10le", True)])
 def test_pipe_in_and_out(pix_fmt, full_range):
     frames = [smooth_frame(16, 32, phase) for phase in (0.0, 0.2, 0.4, 0.6)]
@@ -150,6 +151,7 @@ def test_pipe_in_and_out(pix_fmt, full_range):
     assert "summary: 4 frames in, 8 out" in log and "carries no audio" in log
 
 
+@pytest.mark.slow
 def test_broken_pipe_ends_in_one_line_and_status_1():
     data = y4m_bytes([smooth_frame(96, 128, 0.05 * index) for index in range(40)])
     process = subprocess.Popen(SCRIPT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
