@@ -5,6 +5,7 @@
     python interpolate.py --net STMFNet --checkpoint model.pth --yuv_path Seq_1920x1080_60fps_10bit_420.yuv \
         --tile 512 --overlap 64 --out_dir results
     python interpolate.py --baseline average --input frames_in/ --output frames_out/ --factor 4 --input_fps 30
+    ffmpeg -i in.mkv -f yuv4mpegpipe - | python interpolate.py --input - --output - --fps 60 | ffmpeg -i - out.mkv
 
 Input: a video PyAV decodes, a raw ``.yuv`` file or a folder of numbered frames; output: a video (container from
 the suffix) or, for a path without a suffix, a folder of PNG frames (without --output: the teacher script's name
@@ -12,7 +13,10 @@ the suffix) or, for a path without a suffix, a folder of PNG frames (without --o
 originals untouched; scene cuts and duplicate pairs are copied instead of interpolated (video/scenes.py); the
 input's timestamps, audio and display rotation are kept when the duration is. Every check runs before anything is
 written and the output appears only once complete (video/output.py); expected failures end in one line on stderr
-with exit status 2 (start-up) or 1 (during the run), --debug shows the traceback. Details: docs/video.md.
+with exit status 2 (start-up) or 1 (during the run, a closed pipe included), --debug shows the traceback.
+--fps RATE places frames at multiples of 1/RATE, each the nearest frame of the 1/8 midpoint grid
+(video/rate_plan.py); --dedup replaces held frames (video/dedup.py); ``-`` as --input or --output is a
+YUV4MPEG2 pipe, as is a ``.y4m`` file (video/y4m.py), and the logs then go to stderr. Details: docs/video.md.
 """
 from __future__ import annotations
 
@@ -463,7 +467,8 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
                     summary["held_frames_dropped"])
     logger.info(
         "%d frames in, %d frames out at %s fps in %.1f s (%.2f output frames/s); wrote %s",
-        summary["frames_in"], summary["frames_out"], format_rate(rate), elapsed, summary["frames_per_second"], output,
+        summary["frames_in"], summary["frames_out"], format_rate(rate), elapsed, summary["frames_per_second"],
+        "standard output" if args.output == STDIO else output,
     )
     print(summary_line(summary), file=sys.stderr)
     if args.report is not None:
