@@ -76,8 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--net", type=str, default="STMFNet", choices=list(models.MODELS), help="network to run")
     parser.add_argument("--input", "--yuv_path", dest="input", type=str, required=True,
-                        help="video file, raw .yuv file or folder of numbered PNG/JPEG frames "
-                             "(--yuv_path is the teacher script's name)")
+                        help="video file, raw .yuv file, .y4m file, folder of numbered PNG/JPEG frames, or - for "
+                             "YUV4MPEG2 on standard input (--yuv_path is the teacher script's name)")
     parser.add_argument("--size", type=str, default=None,
                         help="WxH of a .yuv input; default from the file name, else 1920x1080")
     parser.add_argument("--tile", "--patch_size", dest="tile", type=cli.positive_int, default=None,
@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli.add_checkpoint_arguments(parser, new_options, DEFAULT_CHECKPOINT,
                                  random_use="the frames are meaningless: timing only")
     new_options.add_argument("--output", type=str, default=None,
-                             help="output video (container from the suffix) or, without a suffix, PNG folder")
+                             help="output video (container from the suffix; .y4m: YUV4MPEG2), without a suffix a PNG "
+                                  "folder, or - for YUV4MPEG2 on standard output (the logs then go to stderr)")
     new_options.add_argument("--factor", type=int, default=None, choices=FACTORS,
                              help="frame-rate multiplier (default 2)")
     new_options.add_argument("--fps", type=rate_argument, default=None, metavar="RATE",
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "Frames at multiples of 1/RATE s, each the nearest frame of the 1/8 midpoint grid "
                                   "(off by at most 1/16 of an input interval); not with --factor")
     new_options.add_argument("--dedup", action="store_true",
-                             help="drop held frames (duplicates of the frame before, by the --static_threshold test) "
+                             help="drop held frames (duplicates of the last frame kept, by the --static_threshold test) "
                                   "and fill their times from the distinct frames around the hold; with --dedup, "
                                   "--fps may equal the input rate")
     new_options.add_argument("--keep_duration", type=cli.parse_bool, default=True,

@@ -193,6 +193,8 @@ class Y4MSource(FrameSource):
         self.matrix = matrix
         self.allow_truncated = allow_truncated
         if self.from_stdin:
+            if sys.stdin.isatty():
+                raise ValueError("--input -: standard input is a terminal; pipe a YUV4MPEG2 stream into it")
             self.stream: Optional[BinaryIO] = sys.stdin.buffer
             self.header, header_size = self._read_header(self.stream)
         else:
