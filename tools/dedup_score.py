@@ -31,13 +31,14 @@ CLIP = Path(__file__).resolve().parents[1] / "assets" / "bbb_448x256.mp4"
 
 
 def psnr(truth: np.ndarray, frame: np.ndarray) -> float:
-    as_tensor = (lambda image: torch.from_numpy(image).permute(2, 0, 1)[None].double() / 255)
+    as_tensor = (lambda image: torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].double() / 255)
     return calc_psnr(as_tensor(truth), as_tensor(frame)).item()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", default="assets/demo_student.pth", help="student weights")
+    parser.add_argument("--checkpoint", default="assets/demo_student.pth",
+                        help="student weights; 'none' scores only the other two rows")
     parser.add_argument("--max_frames", type=int, default=None, help="use only the first N frames of the clip")
     args = parser.parse_args()
 
@@ -52,6 +53,8 @@ def main() -> None:
         results = {"no dedup (held frames stay)": [truth[index - index % 2] for index in range(len(truth))]}
         runs = {"--dedup, demo student": ["--net", "student_STMFNet", "--checkpoint", args.checkpoint],
                 "--dedup, frame averaging": ["--baseline", "average"]}
+        if args.checkpoint == "none":
+            del runs["--dedup, demo student"]
         for name, model in runs.items():
             output = Path(folder) / f"out_{len(results)}"
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
