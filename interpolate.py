@@ -5,6 +5,7 @@
     python interpolate.py --net STMFNet --checkpoint model.pth --yuv_path Seq_1920x1080_60fps_10bit_420.yuv \
         --tile 512 --overlap 64 --out_dir results
     python interpolate.py --baseline average --input frames_in/ --output frames_out/ --factor 4 --input_fps 30
+    ffmpeg -i in.mkv -f yuv4mpegpipe - | python interpolate.py --input - --output - --fps 60 | ffmpeg -i - out.mkv
 
 Input: a video PyAV decodes, a raw ``.yuv`` file or a folder of numbered frames; output: a video (container from
 the suffix) or, for a path without a suffix, a folder of PNG frames (without --output: the teacher script's name
@@ -13,16 +14,21 @@ originals untouched; scene cuts and duplicate pairs are copied instead of interp
 input's timestamps, audio and display rotation are kept when the duration is, its colour tags and bit depth always
 (HDR metadata with libx265; docs/video_io.md). Every check runs before anything is written and the output appears
 only once complete (video/output.py); expected failures end in one line on stderr with exit status 2 (start-up) or
-1 (during the run), --debug shows the traceback. Details: docs/video.md.
+1 (during the run, a closed pipe included), --debug shows the traceback.
+--fps RATE places frames at multiples of 1/RATE, each the nearest frame of the 1/8 midpoint grid
+(video/rate_plan.py); --dedup replaces held frames (video/dedup.py); ``-`` as --input or --output is a
+YUV4MPEG2 pipe, as is a ``.y4m`` file (video/y4m.py), and the logs then go to stderr. Details: docs/video.md.
 """
 from __future__ import annotations
 
 import argparse
 import errno
 import logging
+import math
 import sys
 import time
 from collections import deque
+from dataclasses import replace
 from fractions import Fraction
 from itertools import chain, islice
 from pathlib import Path
@@ -51,13 +57,16 @@ from video.interpolation import (
     raise_planned_frame_rate,
     tensor_to_frame,
 )
+from video.dedup import drop_held_frames
 from video.output import check_output
 from video.pixel_format import Planes, default_output_format, png_bit_depth
+from video.rate_plan import GridStats, factor_clock, frames_at_times, parse_rate, rate_clock
 from video.readers import CodedFrame, FrameSource, SourceInfo, open_source
 from video.scenes import DEFAULT_SCENE_THRESHOLD, DEFAULT_STATIC_THRESHOLD, GapCounts, plan_gaps
 from video.summary import check_report_path, run_summary, summary_line, write_report
 from video.tiling import check_tiling, tiled_interpolator
 from video.writers import DEFAULT_CODEC, PNGFolderWriter, VideoWriter, check_encoder_options
+from video.y4m import STDIO, Y4MHeader, Y4MSource, Y4MWriter, is_y4m_path
 from video.yuv import BIT_DEPTHS, CHROMA_FORMATS, MATRICES
 
 DEFAULT_CHECKPOINT = "train_results/checkpoint/model_epoch070.pth"  # the teacher script's default
@@ -73,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--net", type=str, default="STMFNet", choices=list(models.MODELS), help="network to run")
     parser.add_argument("--input", "--yuv_path", dest="input", type=str, required=True,
-                        help="video file, raw .yuv file or folder of numbered PNG/JPEG frames "
-                             "(--yuv_path is the teacher script's name)")
+                        help="video file, raw .yuv file, .y4m file, folder of numbered PNG/JPEG frames, or - for "
+                             "YUV4MPEG2 on standard input (--yuv_path is the teacher script's name)")
     parser.add_argument("--size", type=str, default=None,
                         help="WxH of a .yuv input; default from the file name, else 1920x1080")
     parser.add_argument("--tile", "--patch_size", dest="tile", type=cli.positive_int, default=None,
@@ -94,8 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
     cli.add_checkpoint_arguments(parser, new_options, DEFAULT_CHECKPOINT,
                                  random_use="the frames are meaningless: timing only")
     new_options.add_argument("--output", type=str, default=None,
-                             help="output video (container from the suffix) or, without a suffix, PNG folder")
-    new_options.add_argument("--factor", type=int, default=2, choices=FACTORS, help="frame-rate multiplier")
+                             help="output video (container from the suffix; .y4m: YUV4MPEG2), without a suffix a PNG "
+                                  "folder, or - for YUV4MPEG2 on standard output (the logs then go to stderr)")
+    new_options.add_argument("--factor", type=int, default=None, choices=FACTORS,
+                             help="frame-rate multiplier (default 2)")
+    new_options.add_argument("--fps", type=rate_argument, default=None, metavar="RATE",
+                             help="output frame rate in frames per second, above the input's: a number or a fraction "
+                                  "(60, 60000/1001; 59.94, 29.97, 23.976 mean 60000/1001, 30000/1001, 24000/1001). "
+                                  "Frames at multiples of 1/RATE s, each the nearest frame of the 1/8 midpoint grid "
+                                  "(off by at most 1/16 of an input interval); not with --factor")
+    new_options.add_argument("--dedup", action="store_true",
+                             help="drop held frames (duplicates of the last frame kept, by the --static_threshold test) "
+                                  "and fill their times from the distinct frames around the hold; with --dedup, "
+                                  "--fps may equal the input rate")
     new_options.add_argument("--keep_duration", type=cli.parse_bool, default=True,
                              help="true: output rate = input rate x factor; false: input rate (slow motion, "
                                   "no audio)")
@@ -145,11 +165,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def rate_argument(text: str) -> Fraction:
+    """argparse type of --fps."""
+    try:
+        return parse_rate(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def format_rate(rate: Fraction) -> str:
     return str(int(rate)) if rate.denominator == 1 else f"{float(rate):.3f}".rstrip("0")
 
 
 def output_rate(args: argparse.Namespace, input_rate: Optional[Fraction]) -> Fraction:
+    if args.fps is not None:
+        return args.fps
     if args.out_fps is not None:
         return cli.exact_frame_rate(args.out_fps, "--out_fps")
     if input_rate is None:
@@ -250,6 +280,44 @@ def log_colour(info: SourceInfo, output_format: str) -> None:
         logger.info("output %s, converted from RGB", output_format)
 
 
+def slot_times(coded_frames: Iterable[CodedFrame], rate: Fraction) -> Iterator[CodedFrame]:
+    """The frames at constant-rate times, ``index / rate``, whatever their own."""
+    for index, (frame, _, planes) in enumerate(coded_frames):
+        yield frame, Fraction(index) / rate, planes
+
+
+def expected_output_count(args: argparse.Namespace, input_count: Optional[int], input_rate: Optional[Fraction]
+                          ) -> Optional[int]:
+    """Output frames of a constant-rate input of ``input_count`` frames (the progress bar's total); None if unknown."""
+    if input_count is None:
+        return None
+    if args.fps is None:
+        return output_frame_count(input_count, args.factor)
+    return math.floor((input_count - 1) / input_rate * args.fps) + 1 if input_rate else None
+
+
+def timed_output(args: argparse.Namespace, tensors: Iterable[torch.Tensor], input_times: list[Optional[Fraction]],
+                 interpolate: Interpolator, gaps: GapCounts, grid: GridStats, kept_indices: list[int],
+                 keep_times: bool) -> Iterator[tuple[torch.Tensor, Optional[Fraction]]]:
+    """The output frames with their times (None: the writer's constant rate). ``--factor`` alone chains 2x passes
+    (video/interpolation.py); ``--fps`` and ``--dedup`` take each output time from the midpoint grid
+    (video/rate_plan.py), built with ``--dedup`` from the distinct frames only (video/dedup.py)."""
+    if args.fps is None and not args.dedup:
+        planned = plan_gaps(tensors, args.scene_threshold, args.static_threshold, gaps, input_times)
+        frames = raise_planned_frame_rate(planned, interpolate, args.factor, args.boundary)
+        return ((frame, output_time(input_times, index, args.factor) if keep_times else None)
+                for index, frame in enumerate(frames))
+    grid_times = input_times
+    if args.dedup:
+        grid_times = []
+        tensors = drop_held_frames(tensors, input_times, args.static_threshold, kept_indices, grid_times)
+    planned = plan_gaps(tensors, args.scene_threshold, args.static_threshold, gaps, grid_times)
+    clock = rate_clock(args.fps) if args.fps is not None else factor_clock(args.factor)
+    frames = frames_at_times(planned, grid_times, input_times, clock, interpolate, args.boundary, grid)
+    write_times = args.fps is not None or keep_times
+    return ((frame, seconds if write_times else None) for frame, seconds in frames)
+
+
 def check_arguments(args: argparse.Namespace) -> None:
     """Raise ValueError naming the flag for settings that cannot work together."""
     if args.tile is not None:
@@ -258,6 +326,29 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.max_frames is not None and args.max_frames < 2:
         raise ValueError(f"--max_frames must be at least 2, got {args.max_frames}")
     check_encoder_options(args.codec, args.crf, args.preset, args.lossless)
+    if args.fps is not None:
+        for flag, given in (("--factor", args.factor is not None), ("--out_fps", args.out_fps is not None),
+                            ("--keep_duration false", not args.keep_duration)):
+            if given:
+                raise ValueError(f"--fps and {flag} cannot be used together: --fps sets the output rate")
+    if args.dedup and args.static_threshold is None:
+        raise ValueError("--dedup finds held frames with the static-pair test: give --static_threshold a number")
+    if args.dedup and not args.keep_duration:
+        raise ValueError("--dedup keeps the timing: it cannot be used with --keep_duration false")
+    if args.output == STDIO and sys.stdout.isatty():
+        raise ValueError("--output -: standard output is a terminal; pipe it into a program or a file")
+    args.factor = args.factor or 2
+
+
+def check_rate(args: argparse.Namespace, input_rate: Optional[Fraction]) -> None:
+    """Refuse an --fps that is not interpolation (at or below the input rate; equal is allowed with --dedup)."""
+    if args.fps is None:
+        return
+    if input_rate is None:
+        raise ValueError("--fps needs the input's frame rate, which it does not give: pass --input_fps")
+    if args.fps < input_rate or (args.fps == input_rate and not args.dedup):
+        raise ValueError(f"--fps {format_rate(args.fps)} is not above the input's {format_rate(input_rate)} fps: "
+                         "that is not interpolation")
 
 
 class RunFailure(Exception):
@@ -287,7 +378,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, object]:
     """Run the conversion; returns the summary that is logged. Expected failures exit with a one-line message."""
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
-    cli.setup_logging()
+    cli.setup_logging(stream=sys.stderr if args.output == STDIO else None)  # standard output carries the stream
     terminate_as_exit()
     try:
         return convert(args, parser)
@@ -326,13 +417,19 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
             raise ValueError(f"--fp16 needs a CUDA device, but the device is {device}; drop --fp16 on the CPU")
         check_backend_arguments(args, device)
         input_rate = cli.exact_frame_rate(args.input_fps, "--input_fps") if args.input_fps else None
-        source = open_source(args.input, args.size, args.pix_fmt, args.bit_depth, input_rate, args.yuv_matrix,
-                             args.allow_truncated)
+        if is_y4m_path(args.input):
+            source: FrameSource = Y4MSource(args.input, input_rate, args.yuv_matrix, args.allow_truncated)
+        else:
+            source = open_source(args.input, args.size, args.pix_fmt, args.bit_depth, input_rate, args.yuv_matrix,
+                                 args.allow_truncated)
+        check_rate(args, source.info.frame_rate)
         rate = output_rate(args, source.info.frame_rate)
         output = resolve_output(args, source, rate)
         is_video = output.suffix != ""
+        is_y4m = is_y4m_path(str(output))
+        to_stdout = args.output == STDIO
         refuse_aliased_paths(args, written={"--output": output, "--out_dir": None}, read={"--input": source.info.path})
-        target = check_output(output, source.info.path, is_video, args.overwrite)
+        target = output if to_stdout else check_output(output, source.info.path, is_video, args.overwrite)
         if args.report is not None:
             check_report_path(Path(args.report), output, args.overwrite)
         if is_video:
@@ -343,7 +440,11 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
         log_colour(source.info, output_format)
         input_times: list[Optional[Fraction]] = []
         input_planes: deque[Optional[Planes]] = deque()
-        frames = recorded(source.coded_frames(), input_times, input_planes)
+        coded = source.coded_frames()
+        slotted = bool(args.fps or args.dedup) and bool(args.input_fps or source.info.frame_rate is None)
+        if slotted:  # the grid counts in seconds: without times of its own (or with --input_fps) frame k is at k / rate
+            coded = slot_times(coded, source.info.frame_rate or Fraction(1))
+        frames = recorded(coded, input_times, input_planes)
         if args.max_frames is not None:
             frames = islice(frames, args.max_frames)
         head = list(islice(frames, 2))
@@ -357,15 +458,20 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
     # The input's own times are kept unless a constant rate is asked for (or the input has no times).
     keep_times = (
         args.keep_duration and args.out_fps is None and args.input_fps is None and None not in input_times
+        and not slotted
     )
-    copy_audio = is_video and info.has_audio and not args.no_audio and args.max_frames is None and keep_times
+    is_container = is_video and not is_y4m
+    copy_audio = is_container and info.has_audio and not args.no_audio and args.max_frames is None and keep_times
     if info.has_audio and not copy_audio:
-        logger.info("audio is not copied (only with the duration kept, a video output, no --max_frames/--no_audio)")
+        logger.info("audio is not copied (only with the duration kept, a video output that is not YUV4MPEG2, no "
+                    "--max_frames/--no_audio)")
+    if info.kind == "y4m":
+        logger.info("the input is YUV4MPEG2, which carries no audio: the output has none")
     if info.kind == "video":
         logger.info("output times: %s", "the input's timestamps, new frames in between" if keep_times else
                     f"a constant {format_rate(rate)} fps (the input's timestamps are not kept)")
     turns = 0
-    if info.rotation and is_video:
+    if info.rotation and is_container:
         logger.info("the input's display rotation (%d degrees) is carried into the output", info.rotation)
     elif info.rotation and info.rotation % 90 == 0:
         turns = info.rotation // 90
@@ -375,22 +481,28 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
         logger.warning("the input's display rotation (%d degrees) is not a multiple of 90 and is not applied to the "
                        "PNG frames", info.rotation)
     time_base = None
-    if keep_times:
+    if args.fps is not None:
+        time_base = 1 / args.fps
+    elif keep_times:
         time_base = (info.time_base or 1 / info.frame_rate) / args.factor
     known_counts = [count for count in (info.frame_count, args.max_frames) if count is not None]
     input_count = min(known_counts) if known_counts else None
     logger.info(
-        "%s: %dx%d, %s frames at %s fps -> %dx -> %s at %s fps (%s on %s%s)",
+        "%s: %dx%d, %s frames at %s fps -> %s -> %s at %s fps (%s on %s%s)",
         info.path, info.width, info.height, input_count or "?",
         format_rate(info.frame_rate) if info.frame_rate else "?",
-        args.factor, output, format_rate(rate), model_name(args), device,
-        f", tiles {args.tile} overlap {args.overlap}" if args.tile else "",
+        f"{args.factor}x" if args.fps is None else "the 1/8 midpoint grid", "standard output" if to_stdout else output,
+        format_rate(rate), model_name(args), device, f", tiles {args.tile} overlap {args.overlap}" if args.tile else "",
     )
     tensors = (frame_to_tensor(frame, device) for frame in chain(head, frames))
-    synthesised, gaps = [0], GapCounts()
-    planned = plan_gaps(tensors, args.scene_threshold, args.static_threshold, gaps, input_times)
+    synthesised, gaps, grid, kept_indices = [0], GapCounts(), GridStats(), []
     try:
-        if is_video:
+        if is_y4m:
+            width, height = (info.height, info.width) if turns % 2 else (info.width, info.height)
+            header = source.header if isinstance(source, Y4MSource) else Y4MHeader(width, height)
+            writer = Y4MWriter(str(target), replace(header, width=width, height=height, frame_rate=rate),
+                               args.yuv_matrix, replace=args.overwrite)
+        elif is_video:
             writer = VideoWriter(
                 target, info.width, info.height, rate, codec=args.codec, crf=args.crf, preset=args.preset,
                 pix_fmt=output_format, lossless=args.lossless, audio_from=info.path if copy_audio else None,
@@ -403,7 +515,7 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
         hint = " (the audio is copied as it is: try --no_audio or another container)" if copy_audio else ""
         start_up_error(parser, args, ValueError(
             f"the {args.codec} encoder cannot write {output} with its settings ({format_rate(rate)} fps from "
-            f"--out_fps/--input_fps/--factor, --preset {args.preset}, --crf {args.crf}, --out_pix_fmt "
+            f"--fps/--out_fps/--input_fps/--factor, --preset {args.preset}, --crf {args.crf}, --out_pix_fmt "
             f"{output_format}): {getattr(error, 'strerror', None) or error}{hint}"
         ))
     except OSError as error:
@@ -413,19 +525,19 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
 
     started = time.perf_counter()
     try:
-        with writer, tqdm(total=output_frame_count(input_count, args.factor) if input_count else None,
+        with writer, tqdm(total=expected_output_count(args, input_count, info.frame_rate),
                           unit="frame", desc="interpolating", dynamic_ncols=True) as progress:
-            frames_out = raise_planned_frame_rate(planned, counting(interpolate, synthesised), args.factor,
-                                                  args.boundary)
-            pass_through = is_video and writer.pix_fmt == info.pix_fmt
-            for index, frame in enumerate(frames_out):
+            frames_out = timed_output(args, tensors, input_times, counting(interpolate, synthesised), gaps, grid,
+                                      kept_indices, keep_times)
+            # Originals pass through as coded when the output keeps their format (the --factor chain only: there
+            # every factor-th output frame is the next input frame).
+            pass_through = is_video and writer.pix_fmt == info.pix_fmt and args.fps is None and not args.dedup
+            for index, (frame, seconds) in enumerate(frames_out):
                 if not torch.isfinite(frame).all():
                     raise ValueError(non_finite_message(index, args))
-                planes = input_planes.popleft() if index % args.factor == 0 else None
+                planes = input_planes.popleft() if index % args.factor == 0 and pass_through else None
                 pixels = tensor_to_frame(frame, writer.sample_dtype)
-                writer.write(np.rot90(pixels, turns) if turns else pixels,
-                             output_time(input_times, index, args.factor) if keep_times else None,
-                             planes if pass_through else None)
+                writer.write(np.rot90(pixels, turns) if turns else pixels, seconds, planes)
                 progress.update()
     except (OSError, ValueError, av.error.FFmpegError) as error:  # the writer has removed its partial output
         raise RunFailure(error_message(error, output)) from error
@@ -434,11 +546,21 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
         raise Interrupted(output, getattr(error, "code", INTERRUPTED_STATUS)) from error
     elapsed = time.perf_counter() - started
 
-    summary = run_summary(info.path, output, input_times, writer.frames_written, rate, args.factor, gaps,
-                          synthesised[0], elapsed)
+    if args.dedup:  # the planner numbered the distinct frames; the summary names input frames
+        gaps.cuts = [kept_indices[index + 1] - 1 for index in gaps.cuts]
+    summary = run_summary(info.path, output, input_times, writer.frames_written, rate,
+                          args.factor if args.fps is None else None, gaps, synthesised[0], elapsed)
+    if args.fps is not None or args.dedup:
+        summary.update(worst_time_error_seconds=float(grid.worst_error_seconds),
+                       worst_time_error_of_interval=float(grid.worst_error_of_interval),
+                       held_frames_dropped=len(input_times) - len(kept_indices) if args.dedup else 0)
+        logger.info("every output frame within %.2f ms (%s of an input interval) of its time; %d held frame(s) "
+                    "dropped", 1000 * summary["worst_time_error_seconds"], grid.worst_error_of_interval,
+                    summary["held_frames_dropped"])
     logger.info(
         "%d frames in, %d frames out at %s fps in %.1f s (%.2f output frames/s); wrote %s",
-        summary["frames_in"], summary["frames_out"], format_rate(rate), elapsed, summary["frames_per_second"], output,
+        summary["frames_in"], summary["frames_out"], format_rate(rate), elapsed, summary["frames_per_second"],
+        "standard output" if args.output == STDIO else output,
     )
     print(summary_line(summary), file=sys.stderr)
     if args.report is not None:

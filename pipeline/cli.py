@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, TextIO
 
 import torch
 from torch import nn
@@ -193,13 +193,14 @@ def load_model(args: argparse.Namespace, device: torch.device, default_checkpoin
     return LoadedModel(model.to(device).eval(), path, epoch)
 
 
-def setup_logging(out_dir: Optional[PathType] = None, filename: str = "log.txt") -> logging.Logger:
-    """Log INFO and above to the console and, with ``out_dir``, to ``out_dir/filename`` (appending, so a resumed
-    run keeps its history).
+def setup_logging(out_dir: Optional[PathType] = None, filename: str = "log.txt", stream: Optional[TextIO] = None
+                  ) -> logging.Logger:
+    """Log INFO and above to the console (``stream``, default standard output) and, with ``out_dir``, to
+    ``out_dir/filename`` (appending, so a resumed run keeps its history).
 
     Call once from a script's ``main()``; library code only uses ``logging.getLogger(__name__)``.
     """
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    handlers: list[logging.Handler] = [logging.StreamHandler(stream or sys.stdout)]
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(Path(out_dir) / filename))
