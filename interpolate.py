@@ -531,7 +531,8 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
                                       kept_indices, keep_times)
             # Originals pass through as coded when the output keeps their format (the --factor chain only: there
             # every factor-th output frame is the next input frame).
-            pass_through = is_video and writer.pix_fmt == info.pix_fmt and args.fps is None and not args.dedup
+            pass_through = (isinstance(writer, VideoWriter) and writer.pix_fmt == info.pix_fmt and args.fps is None
+                            and not args.dedup)
             for index, (frame, seconds) in enumerate(frames_out):
                 if not torch.isfinite(frame).all():
                     raise ValueError(non_finite_message(index, args))
