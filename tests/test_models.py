@@ -24,7 +24,7 @@ from models.stmfnet import Metric
 from utility import gaussian_kernel as utility_gaussian_kernel
 from utility import moduleNormalize
 
-from conftest import REFERENCE_DIR, relative_error, require_reference
+from conftest import MANIFEST_DIR, REFERENCE_DIR, relative_error, require_reference
 
 
 MODEL_NAMES = ("STMFNet", "student_STMFNet")
@@ -83,8 +83,14 @@ class CallRecorder:
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
+def test_manifest_in_the_repository_is_the_reference_one(name):
+    reference = require_reference(REFERENCE_DIR / f"manifest_{name}.json")
+    assert json.loads((MANIFEST_DIR / reference.name).read_text()) == json.loads(reference.read_text())
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
 def test_state_dict_matches_manifest(name):
-    manifest = json.loads(require_reference(REFERENCE_DIR / f"manifest_{name}.json").read_text())
+    manifest = json.loads((MANIFEST_DIR / f"manifest_{name}.json").read_text())
     model = models.get_model_class(name)()
     state_dict = model.state_dict()
     got = {key: (list(value.shape), str(value.dtype).removeprefix("torch.")) for key, value in state_dict.items()}
