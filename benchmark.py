@@ -28,6 +28,7 @@ import torch
 import models
 from common.memory import allow_heap_reuse, heap_reuse_for
 from data.video import read_video_frames
+from deploy.cpu import accelerate
 from deploy.route_benchmark import ROUTES, matmul_peak_gmacs, measure_routes
 from pipeline.forward_cost import count_flops, profile_breakdown, synchronize
 
@@ -87,6 +88,7 @@ def measure_case(model_name: str, height: int, width: int, dtype: str, device: t
     del output
     # After the warm-up, whose plain layers would otherwise leave their freed memory on the heap.
     heap_reuse_for(height, width)
+    accelerate(model)
     _reset_peak(device)
     times = []
     for _ in range(repeats):

@@ -29,9 +29,10 @@ import torch
 import data
 import models
 from common.files import file_sha256
+from common.memory import allow_heap_reuse, heap_reuse_by_frame_size
 from common.safe_write import atomic_write_text
-from common.memory import allow_heap_reuse
 from deploy.backends import add_backend_arguments, check_backend_arguments, onnx_interpolator, pytorch_interpolator
+from deploy.cpu import accelerate
 from deploy.onnx_runtime import OnnxOutputError
 from pipeline import cli
 from pipeline.evaluation import (
@@ -115,7 +116,7 @@ def build_predictor(args: argparse.Namespace, device: torch.device) -> tuple[Pre
             checkpoint_epoch=loaded.epoch,
         )
     if args.precision == "fp32" and not args.compile:
-        return loaded.model, record  # the default route: the network itself (evaluate() runs it without autograd)
+        return accelerate(loaded.model), record  # the default route: the network (evaluate() runs it without autograd)
     return pytorch_interpolator(loaded.model, args.precision, args.compile), record
 
 
@@ -246,7 +247,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         )
 
         try:
-            summary = evaluate(test_set, predict, metrics, device, output_dir=dataset_dir, save_grid=args.save_grid)
+            summary = evaluate(test_set, heap_reuse_by_frame_size(predict), metrics, device, output_dir=dataset_dir,
+                               save_grid=args.save_grid)
         except OnnxOutputError as error:
             raise ScriptError(str(error)) from error
 

@@ -40,7 +40,7 @@ import torch
 from tqdm import tqdm
 
 import models
-from common.memory import allow_heap_reuse
+from common.memory import allow_heap_reuse, heap_reuse_by_frame_size
 from common.safe_write import Terminated, terminate_as_exit
 from deploy.backends import add_backend_arguments, check_backend_arguments, onnx_interpolator, pytorch_interpolator
 from pipeline import cli
@@ -225,6 +225,7 @@ def build_interpolator(args: argparse.Namespace, device: torch.device) -> Interp
         else:
             logger.info("loaded %s weights from %s", args.net, loaded.checkpoint)
         interpolate = pytorch_interpolator(loaded.model, args.precision, args.compile, args.fp16)
+    interpolate = heap_reuse_by_frame_size(interpolate)
     if args.tile is not None:
         interpolate = tiled_interpolator(interpolate, args.tile, args.overlap, args.batch_size or 1)
     return interpolate

@@ -11,13 +11,18 @@ map is often a few bytes short of the next 64-byte-aligned map of the same size;
 by 35-50 % at 480x854 (to 2.4-2.6 GiB for the student, 3.6 GiB for the teacher) and by 84 % at 1080p. So the
 tools turn it on for frames of at most :data:`HEAP_REUSE_MAX_PIXELS` (480p and 540p video, 512-pixel tiles) and
 off (handing the kept memory back) for larger ones.
+
+The setting belongs to the process, so only the scripts make it: at start-up they call :func:`allow_heap_reuse`
+and wrap their interpolator in :func:`heap_reuse_by_frame_size`; library code leaves the allocator alone.
 """
 from __future__ import annotations
 
 import ctypes
 import functools
 import sys
-from typing import Optional
+from typing import Callable, Optional, TypeVar
+
+from torch import Tensor
 
 # Frames (or tiles) of at most this many pixels run with heap reuse.
 HEAP_REUSE_MAX_PIXELS = 960 * 540
@@ -28,6 +33,7 @@ _LARGEST_TRIM_THRESHOLD = 2**31 - 1
 
 _allowed = False
 _reusing = False
+Result = TypeVar("Result")
 
 
 def allow_heap_reuse() -> None:
@@ -55,6 +61,15 @@ def heap_reuse_for(height: int, width: int) -> bool:
             libc.malloc_trim(0)
         _reusing = wanted
     return _reusing
+
+
+def heap_reuse_by_frame_size(interpolate: Callable[..., Result]) -> Callable[..., Result]:
+    """``interpolate(frame0, frame1, frame2, frame3)`` with heap reuse set for the size of its frames first."""
+    def run(*frames: Tensor) -> Result:
+        heap_reuse_for(*frames[1].shape[-2:])
+        return interpolate(*frames)
+
+    return run
 
 
 @functools.cache

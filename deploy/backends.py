@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from common.memory import heap_reuse_for
+from deploy.cpu import accelerate
 from video.interpolation import Interpolator, model_interpolator
 
 BACKENDS = ("pytorch", "onnxruntime")
@@ -55,13 +55,14 @@ def onnx_interpolator(args: argparse.Namespace, device: torch.device) -> Interpo
 
 def pytorch_interpolator(model: nn.Module, precision: str = "fp32", compile: bool = False, fp16: bool = False
                          ) -> Interpolator:
-    """A network in eval mode as an interpolator, compiled and in bfloat16 CPU autocast on request."""
+    """A network in eval mode as an interpolator, compiled and in bfloat16 CPU autocast on request; on the CPU it
+    runs the accelerated route (``deploy.cpu.accelerate``, applied to ``model`` in place)."""
+    model = accelerate(model)
     network = torch.compile(model) if compile else model
     if precision == "fp32":
         return model_interpolator(network, fp16=fp16)
 
     def run(frame0: Tensor, frame1: Tensor, frame2: Tensor, frame3: Tensor) -> Tensor:
-        heap_reuse_for(*frame1.shape[-2:])
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             return network(frame0, frame1, frame2, frame3).to(frame1.dtype)
 

@@ -41,8 +41,9 @@ def gaussian_taps(size: int, sigma: float, dtype: torch.dtype, device: torch.dev
     return (taps / taps.sum()).to(dtype=dtype, device=device)
 
 
-def calc_ssim(gt: Tensor, out: Tensor) -> Tensor:
-    """Per-image SSIM of the 8-bit rounded frames, shape (B,); 1 for identical images, at most 1.
+def calc_ssim(gt: Tensor, out: Tensor, size_average: bool = False) -> Tensor:
+    """Per-image SSIM of the 8-bit rounded frames, shape (B,) (with ``size_average``, as in the original, their
+    mean as a 0-dimensional tensor); 1 for identical images, at most 1.
 
     MATLAB-style SSIM on the 0..255 range as in the original (`ssim_matlab` of its
     pytorch_ssim copy): colour is treated as a third dimension, so the statistics use an
@@ -64,7 +65,8 @@ def calc_ssim(gt: Tensor, out: Tensor) -> Tensor:
     img1 = quantize(gt).unsqueeze(1)
     img2 = quantize(out).unsqueeze(1)
     # The five local means in one batch; the separable window is applied one axis at a time after the
-    # replicate padding, which equals the original's single 11x11x11 convolution at a fraction of the cost.
+    # replicate padding: the original's single 11x11x11 convolution up to float rounding,
+    # at a fraction of the cost.
     volumes = F.pad(torch.cat([img1, img2, img1 * img1, img2 * img2, img1 * img2]), (pad,) * 6, mode="replicate")
     for axis_shape in ((1, 1, -1, 1, 1), (1, 1, 1, -1, 1), (1, 1, 1, 1, -1)):
         volumes = F.conv3d(volumes, taps.view(axis_shape))
@@ -76,4 +78,5 @@ def calc_ssim(gt: Tensor, out: Tensor) -> Tensor:
     c1 = (0.01 * 255) ** 2
     c2 = (0.03 * 255) ** 2
     ssim_map = ((2 * mu1 * mu2 + c1) * (2 * sigma12 + c2)) / ((mu1**2 + mu2**2 + c1) * (sigma1_sq + sigma2_sq + c2))
-    return ssim_map.flatten(1).mean(1)
+    per_image = ssim_map.flatten(1).mean(1)
+    return per_image.mean() if size_average else per_image

@@ -45,22 +45,6 @@ class SEBlock(nn.Module):
         return x * gate[:, :, None, None]
 
 
-class ShortcutConv2d(nn.Conv2d):
-    """The shortcut's 1x1 ``nn.Conv2d`` (same parameters and state-dict keys) with a guard for channels-last.
-
-    In PyTorch 2.14 the oneDNN weight gradient of a strided 1x1 convolution of a channels-last CPU input with fewer
-    than 16 channels corrupts the heap (seen with 3, 6, 8 and 12 channels; 16 and more, stride 1 and 2x2, 3x3,
-    4x4 and 7x7 kernels were fine). When that gradient will be computed, such inputs (here the 6-channel frame pair)
-    go in in the default layout instead.
-    """
-
-    def forward(self, x: Tensor) -> Tensor:
-        if (x.device.type == "cpu" and self.in_channels < 16 and self.stride != (1, 1)
-                and torch.is_grad_enabled() and self.weight.requires_grad):
-            x = x.contiguous()
-        return super().forward(x)
-
-
 class ResNextBlock(nn.Module):
     """ResNeXt bottleneck (1x1, grouped kxk, 1x1) with a projected shortcut where needed.
 
@@ -101,7 +85,7 @@ class ResNextBlock(nn.Module):
         self.downsample = None
         if stride != 1 or cin != cout:
             if down:
-                projection = ShortcutConv2d(cin, cout, kernel_size=1, stride=stride, bias=False)
+                projection = nn.Conv2d(cin, cout, kernel_size=1, stride=stride, bias=False)
             else:
                 projection = nn.ConvTranspose2d(cin, cout, kernel_size=2, stride=stride, bias=False)
             self.downsample = nn.Sequential(projection, norm(cout))

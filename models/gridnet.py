@@ -17,8 +17,6 @@ from typing import List, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from models.fused import run_layers
-
 
 class LateralBlock(nn.Module):
     """Residual PReLU-conv-PReLU-conv block at constant resolution; a 3x3 conv projects the shortcut."""
@@ -36,7 +34,7 @@ class LateralBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         shortcut = self.conv(x) if hasattr(self, "conv") else x
-        return run_layers(self.f, x, residual=shortcut)
+        return self.f(x) + shortcut
 
 
 class DownSamplingBlock(nn.Module):
@@ -53,7 +51,8 @@ class DownSamplingBlock(nn.Module):
 
     def forward(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
         """The block's output, plus ``residual`` (of the output's shape) if given."""
-        return run_layers(self.f, x, residual)
+        output = self.f(x)
+        return output if residual is None else output + residual
 
 
 class UpSamplingBlock(nn.Module):
@@ -71,7 +70,8 @@ class UpSamplingBlock(nn.Module):
 
     def forward(self, x: Tensor, residual: Optional[Tensor] = None) -> Tensor:
         """The block's output, plus ``residual`` (of the output's shape) if given."""
-        return run_layers(self.f, x, residual)
+        output = self.f(x)
+        return output if residual is None else output + residual
 
 
 class MIMOGridNet(nn.Module):

@@ -10,37 +10,15 @@ The sub-networks are built from one table; their attribute names (``moduleWeight
 """
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from cupy_module.adacof import adacof
-from models.fused import run_layers
 
 # Frame scale -> (state-dict suffix of its sub-networks, upsampling of the 1/2-resolution features; None: none).
 SCALES = {"half": ("_ds", None), "full": ("", 2), "double": ("_us", 4)}
 # What each sub-network predicts; weights are softmax-normalised over the F*F taps, offsets are unbounded.
 KINDS = ("Weight", "Alpha", "Beta")
 FRAMES = (1, 2)
-
-
-class TapSoftmax(nn.Module):
-    """Softmax over the taps (dim 1), keeping a channels-last input channels-last.
-
-    ``nn.Softmax(dim=1)`` returns a channels-first tensor whatever its input, and the AdaCoF CPU path would then
-    transpose it back band by band. Same values; no parameters, so the state dict is unchanged.
-    """
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
-            return torch.softmax(x.permute(0, 2, 3, 1), dim=-1).permute(0, 3, 1, 2)
-        return torch.softmax(x, dim=1)
-
-
-class Subnetwork(nn.Sequential):
-    """A kernel sub-network, run through ``models.fused.run_layers`` (fused for CPU inference)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return run_layers(self, x)
 
 
 def _subnetwork(in_channels: int, channels: int, taps: int, upsample: int | None, softmax: bool) -> nn.Sequential:
@@ -59,8 +37,8 @@ def _subnetwork(in_channels: int, channels: int, taps: int, upsample: int | None
             nn.Conv2d(taps, taps, kernel_size=3, stride=1, padding=1),
         ]
     if softmax:
-        layers.append(TapSoftmax())
-    return Subnetwork(*layers)
+        layers.append(nn.Softmax(dim=1))
+    return nn.Sequential(*layers)
 
 
 class KernelEstimation(nn.Module):

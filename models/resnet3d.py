@@ -9,68 +9,22 @@ spatial resolution, time is never strided.
 Attribute names (``stem.0``, ``layer2.0.conv1.0``, ``layer2.0.downsample.1``, ``fg.attn_layer.0``, ...)
 are the state-dict keys of the published checkpoints.
 """
-from typing import Callable, Optional, Sequence, Tuple, Union
+from typing import Callable, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
-from models.fused import autocast_bfloat16, converted, fused_route
-
 Norm = Union[bool, str, None]
-# Read once: torch.compile cannot trace the query, and would split the graph at every 3D convolution.
-ONEDNN_AVAILABLE = torch.backends.mkldnn.is_available()
-
-
-@torch.library.custom_op("stmfnet::onednn_conv3d", mutates_args=())
-def onednn_conv3d(x: Tensor, weight: Tensor, bias: Optional[Tensor], padding: Sequence[int], stride: Sequence[int],
-                  dilation: Sequence[int], groups: int) -> Tensor:
-    """``torch.mkldnn_convolution`` as an opaque op, so that ``torch.compile`` calls it as it is (inference only:
-    it has no autograd formula, and training is not compiled). The result is channels-last, oneDNN's own layout,
-    whatever the input's, so that the compiler knows its strides."""
-    output = torch.mkldnn_convolution(x, weight, bias, padding, stride, dilation, groups)
-    return output.contiguous(memory_format=torch.channels_last_3d)
-
-
-@onednn_conv3d.register_fake
-def _(x: Tensor, weight: Tensor, bias: Optional[Tensor], padding: Sequence[int], stride: Sequence[int],
-      dilation: Sequence[int], groups: int) -> Tensor:
-    size = [x.shape[0], weight.shape[0]]
-    for axis in range(3):
-        extent = dilation[axis] * (weight.shape[2 + axis] - 1) + 1
-        size.append((x.shape[2 + axis] + 2 * padding[axis] - extent) // stride[axis] + 1)
-    return torch.empty(size, dtype=x.dtype, device=x.device, memory_format=torch.channels_last_3d)
 
 
 class Conv3d(nn.Conv3d):
-    """``nn.Conv3d`` that runs float32 CPU inputs through oneDNN.
+    """``nn.Conv3d`` (same parameters and state-dict keys) that exports to ONNX without a bias as well.
 
-    PyTorch's CPU dispatch sends 3D convolutions to its generic ``slow_conv3d`` kernel; ``torch.mkldnn_convolution``
-    computes the same convolution (to float32 rounding, with autograd) several times faster, fastest channels-last
-    (``channels_last_3d``, which its output keeps). Other dtypes and devices take the usual path, so float64
-    results are unchanged, and so does ONNX export (ONNX has no oneDNN op);
-    under ``torch.compile`` the call goes through the opaque :func:`onednn_conv3d`, whose fake-tensor rule gives
-    the compiler the output shape. Parameters and state-dict keys are those of ``nn.Conv3d``.
+    torch 2.14's ONNX exporter gives a bias-free Conv3d a misshapen zero bias; an explicit one exports right.
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        exporting = torch.compiler.is_exporting()
-        if (x.device.type == "cpu" and self.weight.dtype == torch.float32 and self.padding_mode == "zeros"
-                and not isinstance(self.padding, str) and ONEDNN_AVAILABLE and torch.backends.mkldnn.enabled
-                and not exporting):
-            # Channels-last input and weight: oneDNN's 3D kernels run about 1.7 times faster in that layout.
-            layout = torch.channels_last_3d
-            if fused_route(x) and autocast_bfloat16():
-                # oneDNN's op is not an autocast op: cast as autocast would (bfloat16 input, weight and output).
-                return torch.mkldnn_convolution(
-                    x.to(torch.bfloat16).contiguous(memory_format=layout),
-                    converted(self.weight, torch.bfloat16).contiguous(memory_format=layout),
-                    converted(self.bias, torch.bfloat16), self.padding, self.stride, self.dilation, self.groups)
-            if x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu"):
-                convolve = onednn_conv3d if torch.compiler.is_compiling() else torch.mkldnn_convolution
-                return convolve(x.contiguous(memory_format=layout), self.weight.contiguous(memory_format=layout),
-                                self.bias, self.padding, self.stride, self.dilation, self.groups)
-        if self.bias is None and exporting:
-            # torch 2.14's ONNX exporter gives a bias-free Conv3d a misshapen zero bias; an explicit one exports right.
+        if self.bias is None and torch.compiler.is_exporting():
             return self._conv_forward(x, self.weight, self.weight.new_zeros(self.out_channels))
         return super().forward(x)
 

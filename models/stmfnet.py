@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cupy_module.softsplat import ModuleSoftsplat
-from models.banded_warp import banded_route, warp_in_bands
 from models.feature import FEATURE_NETWORKS
 from models.gridnet import MIMOGridNet
 from models.kernel_estimation import AdaCoFWarp, KernelEstimation
@@ -78,18 +77,6 @@ def _check_frames(frames: Sequence[Tensor]) -> None:
         raise ValueError(f"expected four RGB frames of one shape (B, 3, H, W), got shapes {shapes}")
 
 
-def _preferred_layout(frame: Tensor) -> Tensor:
-    """Channels-last for float32 on CPU, where oneDNN runs NHWC convolutions about twice as fast as NCHW.
-
-    The layout carries through the 2D network (convolutions, activations, concatenations, AdaCoF's CPU path, which
-    is pixel-major anyway), in inference and training; values are unchanged up to float32 rounding.
-    ``feature.ShortcutConv2d`` steers clear of the one PyTorch 2.14 bug this layout met in training.
-    """
-    if frame.device.type == "cpu" and frame.dtype == torch.float32:
-        return frame.contiguous(memory_format=torch.channels_last)
-    return frame
-
-
 class STMFNetBase(nn.Module):
     """Padding, features, three-scale AdaCoF, GridNet fusion, 3D U-Net residual and cropping.
 
@@ -132,7 +119,7 @@ class STMFNetBase(nn.Module):
         _check_frames((frame0, frame1, frame2, frame3))
         height, width = frame1.shape[-2:]
         frame0, frame1, frame2, frame3 = (
-            _preferred_layout(pad_to_multiple(frame, PAD_MULTIPLE)) for frame in (frame0, frame1, frame2, frame3)
+            pad_to_multiple(frame, PAD_MULTIPLE) for frame in (frame0, frame1, frame2, frame3)
         )
 
         features = self.feature_extractor(normalize_frame(frame1), normalize_frame(frame2))
@@ -145,9 +132,8 @@ class STMFNetBase(nn.Module):
         double_scale = warp_pair("double", *(self.upsampler(frame) for frame in (frame1, frame2)))
         full_scale += self.flow_candidates(frame1, frame2)
 
-        output_tilde = self.scale_synthesis(
-            *(_preferred_layout(torch.cat(scale, dim=1)) for scale in (double_scale, full_scale, half_scale))
-        )[0]
+        grid_inputs = (torch.cat(scale, dim=1) for scale in (double_scale, full_scale, half_scale))
+        output_tilde = self.scale_synthesis(*grid_inputs)[0]
         output = output_tilde + self.dyntex_generator(frame0, frame1, frame2, frame3, output_tilde)
         output = output[..., :height, :width]
         return {"frame1": output} if self.training else output
@@ -155,8 +141,6 @@ class STMFNetBase(nn.Module):
     def _warp(self, features: Tensor, scale: str, index: int, frame: Tensor) -> Tensor:
         """AdaCoF of ``frame`` (1 or 2) at ``scale`` with the kernels predicted from ``features``."""
         subnetworks = self.get_kernel.subnetworks(scale, index)
-        if banded_route(frame, subnetworks):
-            return warp_in_bands(subnetworks, features, self.adacof.pad(frame), self.adacof.dilation)
         # Kernels are made just before use and dropped after it, which bounds the memory of large frames.
         return self.adacof(frame, *(subnetwork(features) for subnetwork in subnetworks))
 

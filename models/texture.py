@@ -11,7 +11,7 @@ Teacher (``UNet3d_18``) and student (``student_UNet3d_18``) differ only in the w
 (``[32, 64, 96, 128]`` vs ``[16, 24, 32, 40]``) and in the width of the fused features
 (``channels[0]`` vs 8). Attribute names are the state-dict keys of the published checkpoints.
 """
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -36,29 +36,13 @@ class Conv3dBlock(nn.Module):
         return self.conv(x)
 
 
-class ConvTranspose3d(nn.ConvTranspose3d):
-    """``nn.ConvTranspose3d`` that hands float32 and bfloat16 CPU inputs to oneDNN channels-last
-    (``channels_last_3d``).
-
-    For a channels-first input PyTorch's CPU dispatch takes a path about 2.4 times slower at the student's full-size
-    decoder layer; the channels-last one gives the same values. Parameters and state-dict keys are those of
-    ``nn.ConvTranspose3d``.
-    """
-
-    def forward(self, x: Tensor, output_size: Optional[list[int]] = None) -> Tensor:
-        if (x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16)
-                and not torch.compiler.is_exporting()):
-            x = x.contiguous(memory_format=torch.channels_last_3d)
-        return super().forward(x, output_size)
-
-
 class UpConv3dBlock(nn.Module):
     """Transposed conv doubling H and W (kernel (3, 4, 4), stride (1, 2, 2)), feature gating, norm."""
 
     def __init__(self, in_ch: int, out_ch: int, bn: Norm) -> None:
         super().__init__()
         self.upconv = nn.Sequential(
-            ConvTranspose3d(in_ch, out_ch, kernel_size=(3, 4, 4), stride=(1, 2, 2), padding=(1, 1, 1)),
+            nn.ConvTranspose3d(in_ch, out_ch, kernel_size=(3, 4, 4), stride=(1, 2, 2), padding=(1, 1, 1)),
             SEGating(out_ch),
             norm_layer_3d(bn)(out_ch),
         )

@@ -8,7 +8,7 @@ step_A_B_... (MultiStepLR at epochs A, B, ...; as in the original, any value con
 (ReduceLROnPlateau on the validation PSNR), each decaying by --gamma.
 """
 from argparse import Namespace
-from typing import Optional
+from typing import Optional, Sized, Union
 
 import torch
 from torch import nn
@@ -20,13 +20,16 @@ OPTIMIZERS = ("SGD", "ADAM", "ADAMax", "RMSprop", "OBProxSG")
 
 
 def make_optimizer(
-    args: Namespace, model: nn.Module, steps_per_epoch: Optional[int] = None
+    args: Namespace, model: nn.Module, steps_per_epoch: Union[int, Sized, None] = None
 ) -> torch.optim.Optimizer:
     """The optimizer named by ``args.optimizer`` over the model's trainable parameters.
 
     ``steps_per_epoch`` (the training loader's length; in a distributed run the length of
     each process's loader) is needed only by OBProxSG, whose phase schedule counts epochs.
+    The loader itself is accepted too, as the original's ``train_loader`` argument: its ``len()`` is taken.
     """
+    if steps_per_epoch is not None and not isinstance(steps_per_epoch, int):
+        steps_per_epoch = len(steps_per_epoch)
     trainable = [param for param in model.parameters() if param.requires_grad]
     common = {"lr": args.lr, "weight_decay": args.weight_decay}
     if args.optimizer == "SGD":

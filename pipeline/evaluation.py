@@ -26,7 +26,6 @@ from tqdm import tqdm
 
 from data import QuintupletTestSet
 from common.files import PathType
-from common.memory import heap_reuse_for
 from metrics import LPIPS, calc_psnr, calc_ssim
 from metrics.quality import SSIM_WINDOW_SIZE
 from pipeline.comparison import save_comparison_grid
@@ -236,7 +235,6 @@ def evaluate(
             frames = [frame.unsqueeze(0).to(device) for frame in _load_item(test_set, index)]
             load_seconds = time.perf_counter() - load_start
             target = frames[2]
-            heap_reuse_for(*target.shape[-2:])  # every route, the network itself included (evaluate.py's default)
             output, seconds = _predict_timed(predict, [frames[0], frames[1], frames[3], frames[4]], device)
             if output.shape != target.shape:
                 raise ValueError(f"{item.name}: prediction {tuple(output.shape)} vs target {tuple(target.shape)}")

@@ -7,14 +7,13 @@ counted by formula instead (whatever FlopCounterMode saw inside them, e.g. the C
 - softmax splatting (the summation core): B*C*H*W*4 multiply-adds, one per landing corner of each input pixel;
 - correlation: B*81*C*H*W multiply-adds (81 displacements of max displacement 4, a C-long dot product each).
 Element-wise work (activations, padding, blur arithmetic) is not counted, as FlopCounterMode does not count it.
-The count runs the layers unfused (``models.fused.plain_layers``): FlopCounterMode does not know oneDNN's fused ops.
+Count on the plain network, before ``deploy.cpu.accelerate``: FlopCounterMode does not know oneDNN's fused ops.
 
 :func:`profile_breakdown` (``benchmark.py --profile``) breaks one forward down with torch.profiler: the custom ops
 (FunctionAdaCoF, _Splat and _Correlation, totals), 2D convolutions (aten::conv2d/conv_transpose2d and the fused
-mkldnn::_convolution_pointwise, totals), 3D
-convolutions (aten::conv3d/conv_transpose3d and our oneDNN ``Conv3d`` modules, totals) and the rest (forward time
-minus those; an event nested in one already counted is not counted again). It also lists the convolution kernels
-that ran, so a slow fallback (slow_conv3d, ...) is visible. The profiler adds a small cost to every op it records,
+mkldnn::_convolution_pointwise, totals), 3D convolutions (aten::conv3d/conv_transpose3d and the accelerated route's
+oneDNN 3D convolutions, totals) and the rest (forward time minus those; an event nested in one already counted is
+not counted again). It also lists the convolution kernels that ran, so a slow fallback (slow_conv3d, ...) is visible. The profiler adds a small cost to every op it records,
 so an op made of many small ones (the CPU AdaCoF works band by band) reads a little slower than it runs.
 """
 import time
@@ -24,17 +23,16 @@ from unittest import mock
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import models.resnet3d
-from models.fused import plain_layers
 from cupy_module.adacof import FunctionAdaCoF
 from cupy_module.correlation import NUM_DISPLACEMENTS, _Correlation
 from cupy_module.softsplat import _Splat
+from deploy.cpu.conv3d import OneDNNConv3d
 
 # Profiler event names of the custom ops: the autograd Functions' class names.
 CUSTOM_OPS = {"adacof": "FunctionAdaCoF", "softsplat": "_Splat", "correlation": "_Correlation"}
-# models.resnet3d.Conv3d calls torch.mkldnn_convolution directly on CPU, past aten::conv3d; the profile labels its
-# calls with this name so that they count as 3D convolutions.
-CONV3D_MODULE_LABEL = "resnet3d.Conv3d"
+# The accelerated 3D convolution calls torch.mkldnn_convolution directly on CPU, past aten::conv3d; the profile
+# labels its calls with this name so that they count as 3D convolutions.
+CONV3D_MODULE_LABEL = "OneDNNConv3d"
 CONV2D_OPS = ("aten::conv2d", "aten::conv_transpose2d", "mkldnn::_convolution_pointwise")
 CONV3D_OPS = ("aten::conv3d", "aten::conv_transpose3d", CONV3D_MODULE_LABEL)
 
@@ -79,7 +77,6 @@ def count_flops():
     with ExitStack() as stack:
         for name, (function_class, macs) in CUSTOM_OP_MACS.items():
             stack.enter_context(mock.patch.object(function_class, "apply", counting(name, function_class, macs)))
-        stack.enter_context(plain_layers())
         stack.enter_context(counter)
         yield result
     result["total"] = counter.get_total_flops() - hidden[0] + sum(result["custom"].values())
@@ -107,8 +104,7 @@ def profile_breakdown(forward, device: torch.device) -> dict:
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)
-    conv3d = models.resnet3d.Conv3d
-    with mock.patch.object(conv3d, "forward", _labelled(conv3d.forward, CONV3D_MODULE_LABEL)), \
+    with mock.patch.object(OneDNNConv3d, "forward", _labelled(OneDNNConv3d.forward, CONV3D_MODULE_LABEL)), \
             torch.profiler.profile(activities=activities) as profiler:
         start = time.perf_counter()
         forward()

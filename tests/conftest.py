@@ -19,6 +19,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 REFERENCE_DIR = Path(os.environ.get("STMFNET_REFERENCE", REPO_ROOT.parent / "shared" / "reference"))
+# The state-dict manifests of both published networks (keys, shapes, dtypes, parameter counts), copied from the
+# reference folder into the repository so that every clone checks the checkpoint contract.
+MANIFEST_DIR = Path(__file__).resolve().parent / "reference"
 
 
 def running_in_ci() -> bool:

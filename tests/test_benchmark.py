@@ -9,6 +9,7 @@ import torch
 import benchmark
 from pipeline import forward_cost
 import models.resnet3d
+from deploy.cpu import accelerate
 from cupy_module.adacof import adacof
 from cupy_module.correlation import correlation
 from cupy_module.softsplat import softsplat
@@ -57,10 +58,10 @@ def test_custom_ops_counted_by_formula():
 
 
 def test_profile_counts_onednn_conv3d_once():
-    """The oneDNN Conv3d modules bypass aten::conv3d; the profile still counts them as 3D convolutions, and a
+    """The accelerated Conv3d modules bypass aten::conv3d; the profile still counts them as 3D convolutions, and a
     float64 call (which falls back to aten::conv3d inside the module's label) is not counted twice."""
     torch.manual_seed(0)
-    conv = models.resnet3d.Conv3d(4, 4, kernel_size=3, padding=1)
+    conv = accelerate(models.resnet3d.Conv3d(4, 4, kernel_size=3, padding=1))
     for dtype in (torch.float32, torch.float64):
         layer = conv.to(dtype)
         volume = torch.rand(1, 4, 5, 48, 48, dtype=dtype)

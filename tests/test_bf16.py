@@ -1,13 +1,17 @@
-"""The bfloat16 CPU route (``--precision bf16``): convolutions in bfloat16 through the fused oneDNN layers, the
-picture-carrying GridNet row in float32, and a quality within 0.05 dB PSNR of float32 on the shipped clip."""
+"""The bfloat16 CPU route (``--precision bf16``): convolutions in bfloat16 through the accelerated route's fused
+oneDNN layers, the picture-carrying GridNet row in float32, and a quality within 0.05 dB PSNR of float32 on the
+shipped clip."""
 from pathlib import Path
+
+import copy
 
 import torch
 from torch import nn
 
-from models.banded_warp import banded_route, warp_in_bands
+from deploy.cpu import accelerate
+from deploy.cpu.banded_warp import banded_route, warp_in_bands
+from deploy.cpu.fused import converted, run_layers
 from models.checkpoint import load_checkpoint
-from models.fused import converted, plain_layers, run_layers
 from models.gridnet import MIMOGridNet
 from models.resnet3d import Conv3d
 from models.scales import normalize_frame
@@ -36,8 +40,7 @@ def test_fused_layers_run_in_bfloat16_under_autocast():
         exact = stack(x) + residual
         with _autocast():
             ops, got = _ops_and_output(lambda: run_layers(stack, x, residual))
-            with plain_layers():
-                plain = run_layers(stack, x, residual)
+            plain = stack(x) + residual
     # The fused add rounds the sum to bfloat16 too; autocast's own add promotes it to float32.
     assert FUSED_OP in ops and got.dtype == torch.bfloat16 and plain.dtype == torch.float32
     # bfloat16 keeps 8 significant bits: both routes are that far from float32, and that close to each other.
@@ -59,7 +62,7 @@ def test_converted_weights_are_made_once_per_parameter_version():
 
 def test_conv3d_runs_in_bfloat16_under_autocast_only_for_inference():
     torch.manual_seed(0)
-    conv = Conv3d(4, 6, kernel_size=3, padding=1)
+    conv = accelerate(Conv3d(4, 6, kernel_size=3, padding=1))
     x = torch.randn(1, 4, 5, 8, 10)
     exact = nn.functional.conv3d(x, conv.weight, conv.bias, padding=1)
     with torch.no_grad(), _autocast():
@@ -107,7 +110,8 @@ def test_bf16_stays_within_0_05_db_of_float32_on_the_clip():
 
 def test_banded_warp_runs_under_bf16_autocast_and_matches_the_plain_warp():
     torch.manual_seed(0)
-    model = student_STMFNet().eval()
+    plain = student_STMFNet().eval()
+    model = accelerate(copy.deepcopy(plain))
     frames = [frame[..., :32, :48].contiguous(memory_format=torch.channels_last) for frame in clip_frames()[:4]]
     with torch.no_grad(), _autocast():
         features = model.feature_extractor(*(normalize_frame(frame) for frame in frames[1:3]))
@@ -115,8 +119,8 @@ def test_banded_warp_runs_under_bf16_autocast_and_matches_the_plain_warp():
         subnetworks = model.get_kernel.subnetworks("double", 1)
         assert banded_route(frame, subnetworks)
         banded = warp_in_bands(subnetworks, features, model.adacof.pad(frame), model.adacof.dilation)
-        with plain_layers():
-            whole = model.adacof(frame, *(subnetwork(features) for subnetwork in subnetworks))
+        plain_subnetworks = plain.get_kernel.subnetworks("double", 1)
+        whole = plain.adacof(frame, *(subnetwork(features) for subnetwork in plain_subnetworks))
     assert banded.dtype == whole.dtype == torch.float32 and banded.shape == whole.shape == frame.shape
     # Both warp with bfloat16 kernels, rounded at different points (measured 6e-4; half an 8-bit step is 2e-3).
     assert (banded - whole).abs().max().item() <= 2e-3

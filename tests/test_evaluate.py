@@ -17,6 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
+import common.memory
 import data
 import evaluate
 from conftest import disk_filling_after, restored_root_logging
@@ -25,7 +26,6 @@ from data.make_sample import DEFAULT_VIDEO, build_sample
 from metrics import calc_psnr
 from models import student_STMFNet
 from pipeline import cli
-import pipeline.evaluation
 from pipeline.evaluation import ItemResult, save_image_pixels, summarize
 from pipeline.failures import ScriptError
 from pipeline.output_folder import LOCK
@@ -76,7 +76,7 @@ def student_run(student_data_dir, checkpoint, tmp_path_factory):
     heap_sizes = []
     with restored_root_logging(), pytest.MonkeyPatch.context() as patch:
         patch.setattr(evaluate, "build_predictor", recording_build_predictor)
-        patch.setattr(pipeline.evaluation, "heap_reuse_for", lambda *size: heap_sizes.append(size))
+        patch.setattr(common.memory, "heap_reuse_for", lambda *size: heap_sizes.append(size))
         record = evaluate.main([
             "--net", "student_STMFNet", "--checkpoint", str(checkpoint), "--data_dir", str(student_data_dir),
             "--dataset", UCF, "--out_dir", str(out_dir), "--device", "cpu", "--save_grid",
@@ -112,7 +112,7 @@ def test_student_is_evaluated_in_eval_mode_with_the_checkpoint_weights(student_r
 
 @pytest.mark.slow
 def test_default_route_asks_for_heap_reuse_at_each_frame_size(student_run, student_data_dir):
-    """The default route hands the network itself to the loop; the loop still sets the allocator per frame size."""
+    """evaluate.py sets the allocator for each item's frame size, on the default route (the network itself) too."""
     record, _, _, heap_sizes = student_run
     test_set = data.build_test_set(UCF, student_data_dir)
     assert len(heap_sizes) == len(record["items"]) == len(test_set.items)

@@ -1,21 +1,21 @@
-"""The fused CPU inference route (models/fused.py, models/resize.py, the channels-last ConvTranspose3d): the same
-values as the plain layers to float32 rounding, taken only where it should be, and never in training."""
+"""The fused layers of the CPU inference route (deploy/cpu/fused.py, deploy/cpu/resize.py, deploy/cpu/banded_warp.py):
+the same values as the plain layers to float32 rounding, taken only where they should be, and never in training."""
+import copy
 from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+import deploy.cpu.banded_warp
+import deploy.cpu.resize
 import models
-import models.banded_warp
-import models.resize
 from data.video import read_video_frames
-from models.banded_warp import banded_route, warp_in_bands
-from models.fused import plain_layers, run_layers
-from models.resize import upsample
+from deploy.cpu import accelerate
+from deploy.cpu.banded_warp import banded_route, warp_in_bands
+from deploy.cpu.fused import run_layers
+from deploy.cpu.resize import upsample
 from models.scales import normalize_frame
-from models.texture import ConvTranspose3d
 from pipeline.forward_cost import count_flops
 
 CLIP = Path(__file__).resolve().parents[1] / "assets" / "bbb_448x256.mp4"
@@ -55,12 +55,9 @@ def test_fused_stack_matches_plain_layers_and_uses_fused_convolutions():
         expected = stack(x) + residual
         got = run_layers(stack, x, residual)
         assert FUSED_OP in _op_names(lambda: run_layers(stack, x, residual))
-        with plain_layers():
-            plain = run_layers(stack, x, residual)
-            assert FUSED_OP not in _op_names(lambda: run_layers(stack, x, residual))
+        assert FUSED_OP not in _op_names(lambda: stack(x) + residual)
     assert got.shape == expected.shape == (2, 6, 9, 13)
     assert (got - expected).abs().max().item() <= 1e-5
-    assert torch.equal(plain, expected)
 
 
 def test_training_and_float64_run_the_plain_layers_exactly():
@@ -91,22 +88,10 @@ def test_upsampling_kernel_matches_interpolate(scale, align_corners, size):
 
 
 def test_upsampling_without_numba_is_interpolate_itself(monkeypatch):
-    monkeypatch.setattr(models.resize, "numba", None)
+    monkeypatch.setattr(deploy.cpu.resize, "numba", None)
     x, layer, prelu = _channels_last(1, 3, 6, 6), nn.Upsample(scale_factor=2, mode="bilinear"), nn.PReLU()
     with torch.no_grad():
         assert torch.equal(upsample(layer, x, prelu), prelu(layer(x)))
-
-
-def test_channels_last_transposed_conv3d_gives_the_same_values():
-    torch.manual_seed(0)
-    ours = ConvTranspose3d(6, 4, kernel_size=(3, 4, 4), stride=(1, 2, 2), padding=(1, 1, 1))
-    plain = nn.ConvTranspose3d(6, 4, kernel_size=(3, 4, 4), stride=(1, 2, 2), padding=(1, 1, 1))
-    plain.load_state_dict(ours.state_dict())
-    x = torch.randn(1, 6, 5, 8, 12)
-    with torch.no_grad():
-        got, expected = ours(x), plain(x)
-    assert got.is_contiguous(memory_format=torch.channels_last_3d)
-    assert (got - expected).abs().max().item() <= 1e-6
 
 
 def _real_frames(height: int, width: int) -> list[torch.Tensor]:
@@ -114,21 +99,7 @@ def _real_frames(height: int, width: int) -> list[torch.Tensor]:
     return [torch.from_numpy(f[:height, :width].copy()).permute(2, 0, 1)[None].float() / 255 for f in frames]
 
 
-@pytest.mark.parametrize("name", ["student_STMFNet", "STMFNet"])
-def test_models_fused_match_unfused_on_real_frames(name, golden_weights):
-    model = models.get_model_class(name)()
-    model.load_state_dict(golden_weights.golden_state_dict(model.state_dict()))
-    model.eval()
-    frames = _real_frames(96, 136)  # not a multiple of 128: padding and cropping too
-    with torch.no_grad():
-        fused = model(*frames)
-        with plain_layers():
-            plain = model(*frames)
-    assert fused.shape == (1, 3, 96, 136)
-    assert (fused - plain).abs().max().item() <= 1e-5
-
-
-def test_flop_count_is_the_same_with_the_fused_route():
+def test_flop_count_of_the_plain_network_is_the_same_with_and_without_autograd():
     model = models.get_model_class("student_STMFNet")().eval()
     frames = [torch.rand(1, 3, 64, 64) for _ in range(4)]
     with count_flops() as with_autograd:
@@ -142,17 +113,18 @@ def test_banded_warp_matches_whole_frame_warp_with_one_row_bands(monkeypatch, go
     """Bands of one row: every band's convolution needs the rows above and below it, and the warp its true rows."""
     model = models.get_model_class("student_STMFNet")()
     model.load_state_dict(golden_weights.golden_state_dict(model.state_dict()))
-    model.eval()
+    plain = model.eval()
+    model = accelerate(copy.deepcopy(plain))
     frames = [frame.contiguous(memory_format=torch.channels_last) for frame in _real_frames(32, 48)]
-    monkeypatch.setattr(models.banded_warp, "_BAND_BYTES", 1)
+    monkeypatch.setattr(deploy.cpu.banded_warp, "_BAND_BYTES", 1)
     with torch.no_grad():
         features = model.feature_extractor(*(normalize_frame(frame) for frame in frames[1:3]))
         for scale, frame in (("full", frames[1]), ("double", model.upsampler(frames[1]))):
             subnetworks = model.get_kernel.subnetworks(scale, 1)
             assert banded_route(frame, subnetworks)
             banded = warp_in_bands(subnetworks, features, model.adacof.pad(frame), model.adacof.dilation)
-            with plain_layers():
-                whole = model.adacof(frame, *(subnetwork(features) for subnetwork in subnetworks))
+            plain_subnetworks = plain.get_kernel.subnetworks(scale, 1)
+            whole = plain.adacof(frame, *(subnetwork(features) for subnetwork in plain_subnetworks))
             assert banded.shape == whole.shape == frame.shape
             assert (banded - whole).abs().max().item() <= 1e-5
 

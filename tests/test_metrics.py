@@ -37,6 +37,18 @@ def test_psnr_of_mse_0_01_is_20_db():
     assert expected == pytest.approx(20.0, abs=1e-5)
 
 
+def test_ssim_size_average_gives_the_mean_over_the_batch():
+    generator = torch.Generator().manual_seed(2)
+    gt = torch.rand(3, 3, 16, 20, generator=generator, dtype=torch.float64)
+    spread = torch.tensor([0.02, 0.1, 0.3], dtype=torch.float64).view(3, 1, 1, 1)  # one noise level per image
+    noise = torch.randn(gt.shape, generator=generator, dtype=torch.float64) * spread
+    out = (gt + noise).clamp(0, 1)
+    per_image = calc_ssim(gt, out)
+    averaged = calc_ssim(gt, out, size_average=True)
+    assert per_image.shape == (3,) and averaged.shape == () and 0 < per_image[2] < per_image[1] < per_image[0] < 1
+    torch.testing.assert_close(averaged, per_image.mean(), rtol=0, atol=1e-15)
+
+
 def test_identical_frames_give_ssim_1_and_capped_psnr():
     frames = torch.rand(3, 3, 16, 20, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     torch.testing.assert_close(calc_ssim(frames, frames), torch.ones(3, dtype=torch.float64), rtol=0, atol=1e-12)

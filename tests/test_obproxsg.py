@@ -217,6 +217,12 @@ def test_make_optimizer_uses_the_original_hyper_parameters():
     assert obproxsg.param_groups[0]["lambda_"] == 1e-4 and obproxsg.param_groups[0]["eps"] == 1e-4
 
 
+def test_make_optimizer_takes_the_training_loader_as_the_original_did():
+    loader = torch.utils.data.DataLoader(list(range(10)), batch_size=4)  # 3 batches
+    optimizer = make_optimizer(_args(optimizer="OBProxSG", epochs=20), _model_with_a_frozen_parameter(), loader)
+    assert optimizer.epochSize == 3
+
+
 def test_make_optimizer_rejects_unknown_names_and_obproxsg_without_epoch_size():
     model = _model_with_a_frozen_parameter()
     with pytest.raises(ValueError, match="unknown optimizer 'LBFGS'"):

@@ -103,3 +103,14 @@ def test_train_mode_of_the_real_teacher_equals_its_training_mode_forward():
     with torch.no_grad():
         assert torch.equal(targets, original.train()(*frames)["frame1"])
     assert all(torch.equal(value, loaded[name]) for name, value in model.named_buffers())
+
+
+def test_teacher_targets_equal_the_autograd_forward_bit_for_bit():
+    """The teacher runs the plain layers, so its targets without autograd are the original's training-mode forward
+    with autograd, bit for bit (no fused or reordered CPU kernels in between)."""
+    model = _teacher_with_stored_statistics(get_model_class("STMFNet"))
+    original = copy.deepcopy(model)
+    frames = _batches(1, batch_size=2, size=32)[0]
+    targets = FrozenTeacher(model, "train")(*frames)
+    with_autograd = original.train()(*frames)["frame1"]
+    assert with_autograd.requires_grad and torch.equal(targets, with_autograd.detach())

@@ -32,7 +32,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from common.memory import heap_reuse_for
 from video.gaps import INTERPOLATE, Gap
 
 Interpolator = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
@@ -154,7 +153,6 @@ def raise_frame_rate(frames: Iterable[Tensor], interpolate: Interpolator, factor
 def model_interpolator(model: nn.Module, fp16: bool = False) -> Interpolator:
     """A network as an interpolator: no autograd, and with ``fp16`` CUDA autocast to half precision."""
     def run(frame0: Tensor, frame1: Tensor, frame2: Tensor, frame3: Tensor) -> Tensor:
-        heap_reuse_for(*frame1.shape[-2:])
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=fp16):
             return model(frame0, frame1, frame2, frame3).to(frame1.dtype)
 

@@ -16,8 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from cupy_module.adacof import RowWarp
-from models.fused import fused_route, run_layers
-from models.resize import numba, upsample
+from deploy.cpu.fused import fused_route, run_layers
+from deploy.cpu.resize import numba, upsample
 
 # Rows per band: about this many bytes of one band's map, which keeps a band's working set in cache.
 _BAND_BYTES = 2**21

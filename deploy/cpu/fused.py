@@ -1,52 +1,35 @@
-"""Layer stacks run with each convolution fused with the activation or residual add that follows it, for CPU
-inference.
+"""Layer stacks run with each convolution fused with the activation or residual add that follows it.
 
 oneDNN can apply a ReLU, a leaky ReLU (a one-parameter PReLU is one) or an element-wise add to a convolution's
 output while it is still in cache. At twice the frame size the GridNet's maps are 30-70 MB each, and a separate
 pass over one costs more than half of the convolution that made it. Bilinear upsampling and the PReLU after it
-likewise take one pass (``models/resize.py``).
+likewise take one pass (``deploy/cpu/resize.py``).
 
-The fused route is taken for CPU inference (autograd off; oneDNN's fused ops have no backward) outside
-``torch.compile`` and ONNX export: on float32 tensors, where it matches the plain layers to float32 rounding, and
-under CPU bfloat16 autocast, where the fused convolutions run in bfloat16 as autocast would run them (bfloat16
-input, weight and output; a fused residual add is rounded to bfloat16 too, where autocast would promote it).
-Everywhere else (training, float64, CUDA, export, other autocast), and inside :func:`plain_layers`, the layers run
-as themselves, so those numbers are exactly the unfused ones.
+:func:`run_layers` fuses only where :func:`fused_route` allows it: CPU inference (autograd off; oneDNN's fused ops
+have no backward) outside ``torch.compile`` and ONNX export, on float32 tensors, where it matches the plain layers
+to float32 rounding, and under CPU bfloat16 autocast, where the fused convolutions run in bfloat16 as autocast would
+run them (bfloat16 input, weight and output; a fused residual add is rounded to bfloat16 too, where autocast would
+promote it). Anywhere else the layers run as themselves.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.utils.weak import WeakIdKeyDictionary
 
-from models.resize import upsample
+from deploy.cpu.resize import upsample
 
-# Read once, as models/resnet3d.py does: torch.compile cannot trace the query.
-ONEDNN_AVAILABLE = torch.backends.mkldnn.is_available()
-_plain = False
 # Parameters converted for bfloat16 convolutions, with the parameter version they were converted from.
 _converted = WeakIdKeyDictionary()
-
-
-@contextmanager
-def plain_layers() -> Iterator[None]:
-    """Run every layer as itself, so that op-level accounting (FLOP counting) sees the standard ops."""
-    global _plain
-    previous, _plain = _plain, True
-    try:
-        yield
-    finally:
-        _plain = previous
 
 
 def fused_route(x: Tensor) -> bool:
     """Whether layers applied to ``x`` may be fused (see the module docstring)."""
     # Tracing first: the compiler then never looks at the rest.
-    if (torch.compiler.is_compiling() or torch.compiler.is_exporting() or _plain or x.device.type != "cpu"
-            or torch.is_grad_enabled() or not ONEDNN_AVAILABLE or not torch.backends.mkldnn.enabled):
+    if (torch.compiler.is_compiling() or torch.compiler.is_exporting() or x.device.type != "cpu"
+            or torch.is_grad_enabled() or not torch.backends.mkldnn.enabled):
         return False
     if torch.is_autocast_enabled("cpu"):
         return autocast_bfloat16() and x.dtype in (torch.float32, torch.bfloat16)

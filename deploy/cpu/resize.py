@@ -1,4 +1,4 @@
-"""Bilinear upsampling of the GridNet and the kernel estimation, with a one-pass CPU kernel for inference.
+"""Bilinear upsampling of the GridNet and the kernel estimation in one pass, for CPU inference.
 
 ``F.interpolate`` on a channels-last float32 map runs at about a third of the machine's memory bandwidth, and the
 GridNet follows each 2x upsampling with a PReLU, another full pass over a map of up to 67 MB. For float32 CPU
