@@ -30,7 +30,7 @@ import data
 import models
 from common.files import file_sha256
 from common.memory import allow_heap_reuse, heap_reuse_by_frame_size
-from common.safe_write import atomic_write_text
+from common.safe_write import atomic_write_text, terminate_as_exit
 from deploy.backends import add_backend_arguments, check_backend_arguments, onnx_interpolator, pytorch_interpolator
 from deploy.cpu import accelerate
 from deploy.onnx_runtime import OnnxOutputError
@@ -204,6 +204,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     message (the traceback goes to log.txt once the output folder is claimed)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    terminate_as_exit()
     with reported_failures("evaluate.py", debug=args.debug):
         return run(args, argv)
 

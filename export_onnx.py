@@ -20,7 +20,7 @@ import onnx
 import torch
 
 import models
-from common.safe_write import atomic_write_to
+from common.safe_write import atomic_write_to, terminate_as_exit
 from deploy.onnx_export import OPSET, export_model
 from models.checkpoint import load_checkpoint
 from pipeline.cli import add_model_arguments
@@ -69,6 +69,7 @@ def check_arguments(args: argparse.Namespace) -> Path:
 def main(argv: Optional[list[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    terminate_as_exit()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
         refuse_aliased_paths(args)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from common.files import PathType
-from common.safe_write import append_text_atomically
+from common.safe_write import append_text_atomically, terminate_as_exit
 from data import TRAINING_SETS
 from pipeline import distributed
 from models.pwcnet import Network as PWCNet
@@ -188,6 +188,7 @@ def start_run(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) ->
     An expected failure anywhere in the block (pipeline/failures.py: a bad file, a full disk) ends the run with one
     line on stderr and its traceback in log.txt."""
     args = parser.parse_args(argv)
+    terminate_as_exit()
     try:
         refuse_aliased_paths(args)
         check_output_location(args.out_dir, "--out_dir")

@@ -20,7 +20,7 @@ from typing import Any, Optional, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.files import PathType  # noqa: E402
-from common.safe_write import atomic_save  # noqa: E402
+from common.safe_write import atomic_save, terminate_as_exit  # noqa: E402
 from models.checkpoint import read_torch_file  # noqa: E402
 from pipeline.failures import ScriptError, reported_failures  # noqa: E402
 from pipeline.run_paths import refuse_aliased_paths  # noqa: E402
@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    terminate_as_exit()
     with reported_failures("export_checkpoint.py"):
         refuse_aliased_paths(args)
         metadata = export(args.run, args.out, args.data, args.started_from)
