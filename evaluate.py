@@ -29,6 +29,7 @@ import torch
 import data
 import models
 from common.files import file_sha256
+from common.interpolator import Interpolator
 from common.memory import allow_heap_reuse, heap_reuse_by_frame_size
 from common.safe_write import atomic_write_text, terminate_as_exit
 from deploy.backends import add_backend_arguments, check_backend_arguments, onnx_interpolator, pytorch_interpolator
@@ -39,7 +40,6 @@ from pipeline.evaluation import (
     BASELINES,
     METRIC_NAMES,
     EvaluationSummary,
-    Predictor,
     baseline_predictor,
     build_metrics,
     check_frames,
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_predictor(args: argparse.Namespace, device: torch.device) -> tuple[Predictor, dict[str, Any]]:
+def build_predictor(args: argparse.Namespace, device: torch.device) -> tuple[Interpolator, dict[str, Any]]:
     """The predictor asked for and what results.json records about it (model, route, weights file, its hash and
     epoch)."""
     record: dict[str, Any] = {"checkpoint": None, "checkpoint_sha256": None, "checkpoint_epoch": None}

@@ -40,6 +40,7 @@ import torch
 from tqdm import tqdm
 
 import models
+from common.interpolator import Interpolator
 from common.memory import allow_heap_reuse, heap_reuse_by_frame_size
 from common.safe_write import Terminated, terminate_as_exit
 from deploy.backends import add_backend_arguments, check_backend_arguments, onnx_interpolator, pytorch_interpolator
@@ -50,7 +51,6 @@ from pipeline.run_paths import refuse_aliased_paths
 from video.interpolation import (
     BOUNDARY_MODES,
     FACTORS,
-    Interpolator,
     frame_to_tensor,
     output_frame_count,
     output_time,

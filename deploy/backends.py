@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
 import torch
 from torch import Tensor, nn
 
+from common.interpolator import Interpolator
 from deploy.cpu import accelerate
-from video.interpolation import Interpolator, model_interpolator
+from video.interpolation import model_interpolator
 
 BACKENDS = ("pytorch", "onnxruntime")
 PRECISIONS = ("fp32", "bf16")

@@ -31,6 +31,7 @@ from metrics.quality import SSIM_WINDOW_SIZE
 from pipeline.comparison import save_comparison_grid
 from pipeline.failures import ScriptError
 from common.safe_write import atomic_save_image
+from common.interpolator import Interpolator
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +43,11 @@ BASELINES = ("average", "repeat")
 GRID_FOLDER = "grids"
 
 # Four (1, 3, H, W) input frames I0, I1, I2, I3 -> the (1, 3, H, W) frame between I1 and I2.
-Predictor = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
 # (target, output) -> one score per image, shape (B,).
 Metric = Callable[[Tensor, Tensor], Tensor]
 
 
-def baseline_predictor(kind: str) -> Predictor:
+def baseline_predictor(kind: str) -> Interpolator:
     """Frame averaging (the mean of I1 and I2) or frame repetition (I1) as a predictor."""
     if kind == "average":
         return lambda frame0, frame1, frame2, frame3: (frame1 + frame2) / 2
@@ -198,7 +198,7 @@ def _load_item(test_set: QuintupletTestSet, index: int) -> list[Tensor]:
     return frames
 
 
-def _predict_timed(predict: Predictor, inputs: list[Tensor], device: torch.device) -> tuple[Tensor, float]:
+def _predict_timed(predict: Interpolator, inputs: list[Tensor], device: torch.device) -> tuple[Tensor, float]:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
@@ -210,7 +210,7 @@ def _predict_timed(predict: Predictor, inputs: list[Tensor], device: torch.devic
 
 def evaluate(
     test_set: QuintupletTestSet,
-    predict: Predictor,
+    predict: Interpolator,
     metrics: dict[str, Metric],
     device: torch.device,
     output_dir: Optional[PathType] = None,

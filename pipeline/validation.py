@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -22,11 +21,11 @@ from data import Vimeo90k_quintuplet
 from metrics import calc_psnr, calc_ssim
 from pipeline import distributed
 from common.files import PathType
+from common.interpolator import Interpolator
 
 # Seed of the fixed validation crops (any value works; it only has to stay the same between epochs).
 VALIDATION_CROP_SEED = 0
 
-Interpolator = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
 
 
 @dataclass(frozen=True)

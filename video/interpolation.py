@@ -26,15 +26,15 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 from itertools import chain, islice
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from common.interpolator import Interpolator
 from video.gaps import INTERPOLATE, Gap
 
-Interpolator = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
 FACTORS = (2, 4, 8)
 BOUNDARY_MODES = ("pad", "duplicate")
 

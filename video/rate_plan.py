@@ -27,7 +27,8 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence
 from torch import Tensor
 
 from video.gaps import Gap
-from video.interpolation import BOUNDARY_MODES, Interpolator, PlannedFrame, output_time
+from common.interpolator import Interpolator
+from video.interpolation import BOUNDARY_MODES, PlannedFrame, output_time
 
 GRID_LEVELS = 3  # halves, quarters, eighths
 GRID_STEPS = 2 ** GRID_LEVELS

@@ -10,12 +10,13 @@ only gets that tile's value exactly. A pixel-wise interpolator therefore gives t
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor
 
-Interpolator = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+from common.interpolator import Interpolator
+
 
 
 def check_tiling(tile_size: int, overlap: int) -> None:
