@@ -124,7 +124,6 @@ def build_parser() -> argparse.ArgumentParser:
                                   "copy the end frames into the first and last gaps, as interpolate_yuv.py did")
     new_options.add_argument("--baseline", choices=BASELINES, default=None,
                              help="no network: 'average' of the two centre frames or 'repeat' of the earlier one")
-    new_options.add_argument("--fp16", action="store_true", help="half-precision autocast (CUDA only)")
     add_backend_arguments(new_options)
     new_options.add_argument("--pix_fmt", choices=CHROMA_FORMATS, default=None,
                              help="chroma format of a .yuv input; default 444 if the name has '444', else 420")
@@ -224,7 +223,7 @@ def build_interpolator(args: argparse.Namespace, device: torch.device) -> Interp
             logger.warning("%s has RANDOM weights (--allow_random): the frames are meaningless", args.net)
         else:
             logger.info("loaded %s weights from %s", args.net, loaded.checkpoint)
-        interpolate = pytorch_interpolator(loaded.model, args.precision, args.compile, args.fp16)
+        interpolate = pytorch_interpolator(loaded.model, args.precision, args.compile)
     interpolate = heap_reuse_by_frame_size(interpolate)
     if args.tile is not None:
         interpolate = tiled_interpolator(interpolate, args.tile, args.overlap, args.batch_size or 1)
@@ -414,8 +413,6 @@ def convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
         refuse_aliased_paths(args, written={"--out_dir": out_dir_file})
         check_arguments(args)
         device = cli.select_device(args.device, args.gpu_id)
-        if args.fp16 and device.type != "cuda":
-            raise ValueError(f"--fp16 needs a CUDA device, but the device is {device}; drop --fp16 on the CPU")
         check_backend_arguments(args, device)
         input_rate = cli.exact_frame_rate(args.input_fps, "--input_fps") if args.input_fps else None
         if is_y4m_path(args.input):

@@ -20,7 +20,9 @@ from deploy.cpu import accelerate
 from video.interpolation import model_interpolator
 
 BACKENDS = ("pytorch", "onnxruntime")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "fp16", "bf16")
+# The device each reduced precision runs on: float16 autocast on CUDA, bfloat16 autocast on the CPU.
+PRECISION_DEVICES = {"fp16": "cuda", "bf16": "cpu"}
 
 
 def add_backend_arguments(group: argparse._ArgumentGroup) -> None:
@@ -29,7 +31,10 @@ def add_backend_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--onnx", type=str, default=None,
                        help="the .onnx file for --backend onnxruntime (TensorRT/CUDA providers when installed)")
     group.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                       help="bf16: bfloat16 autocast on the CPU (AVX512-BF16/AMX CPUs); custom ops stay float32")
+                       help="fp16: float16 autocast on a CUDA GPU; bf16: bfloat16 autocast on the CPU (AVX512-BF16/AMX "
+                            "CPUs); the custom ops stay float32")
+    group.add_argument("--fp16", dest="precision", action="store_const", const="fp16",
+                       help="the same as --precision fp16 (the original teacher script's flag)")
     group.add_argument("--compile", action="store_true",
                        help="torch.compile the network (fuses element-wise work; compiles once per frame size)")
 
@@ -41,12 +46,15 @@ def check_backend_arguments(args: argparse.Namespace, device: torch.device) -> N
             raise ValueError("--backend onnxruntime needs --onnx MODEL.onnx (write one with export_onnx.py)")
         if not Path(args.onnx).is_file():
             raise FileNotFoundError(f"--onnx {args.onnx} not found")
-        if args.precision != "fp32" or args.compile or getattr(args, "fp16", False):
-            raise ValueError("--precision, --compile and --fp16 apply to --backend pytorch only")
+        if args.precision != "fp32" or args.compile:
+            raise ValueError("--precision and --compile apply to --backend pytorch only")
     elif args.onnx is not None:
         raise ValueError("--onnx is only read with --backend onnxruntime")
-    if args.precision == "bf16" and device.type != "cpu":
-        raise ValueError(f"--precision bf16 is a CPU route; on {device} use --fp16")
+    needed = PRECISION_DEVICES.get(args.precision)
+    if needed is not None and device.type != needed:
+        other = {"cpu": "bf16", "cuda": "fp16"}[device.type]
+        raise ValueError(f"--precision {args.precision} runs on {needed.upper() if needed == 'cpu' else 'CUDA'} "
+                         f"only, but the device is {device}; use --precision {other} or fp32")
 
 
 def onnx_interpolator(args: argparse.Namespace, device: torch.device) -> Interpolator:
@@ -55,14 +63,13 @@ def onnx_interpolator(args: argparse.Namespace, device: torch.device) -> Interpo
     return OnnxInterpolator(args.onnx, device="cuda" if device.type == "cuda" else "cpu")
 
 
-def pytorch_interpolator(model: nn.Module, precision: str = "fp32", compile: bool = False, fp16: bool = False
-                         ) -> Interpolator:
+def pytorch_interpolator(model: nn.Module, precision: str = "fp32", compile: bool = False) -> Interpolator:
     """A network in eval mode as an interpolator, compiled and in bfloat16 CPU autocast on request; on the CPU it
     runs the accelerated route (``deploy.cpu.accelerate``, applied to ``model`` in place)."""
     model = accelerate(model)
     network = torch.compile(model) if compile else model
-    if precision == "fp32":
-        return model_interpolator(network, fp16=fp16)
+    if precision != "bf16":
+        return model_interpolator(network, fp16=precision == "fp16")
 
     def run(frame0: Tensor, frame1: Tensor, frame2: Tensor, frame3: Tensor) -> Tensor:
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):

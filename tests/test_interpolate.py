@@ -371,7 +371,7 @@ def test_bad_options_fail_before_any_output(tmp_path, capsys):
     output = tmp_path / "out.mp4"
     run = [*FAST, "--input", str(clip), "--output", str(output)]
     expect_error(capsys, [*run, "--factor", "3"], "invalid choice", output)
-    expect_error(capsys, [*run, "--device", "cpu", "--fp16"], "--fp16 needs a CUDA device", output)
+    expect_error(capsys, [*run, "--device", "cpu", "--fp16"], "--precision fp16 runs on CUDA only", output)
     expect_error(capsys, [*run, "--tile", "64", "--overlap", "40"], "overlap", output)
     expect_error(capsys, [*run, "--input", str(clip), "--output", str(clip)], "is the same file as --input", output)
     expect_error(capsys, ["--input", str(clip), "--output", str(output), "--checkpoint", str(tmp_path / "no.pth")],
