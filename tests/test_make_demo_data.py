@@ -11,7 +11,9 @@ from data.make_demo_data import (
     MAX_SPEED,
     SYNTHETIC_SIZE,
     build,
+    fast_septuplet,
     parse_range,
+    parse_strides,
     synthetic_septuplet,
     write_moved_test,
     write_test_sequence,
@@ -118,3 +120,48 @@ def test_negative_test_synthetic_is_a_one_line_error_and_writes_nothing(tmp_path
         make_demo_data.main()
     assert str(raised.value) == "error: --test_synthetic must be 0 or more, got -2"
     assert not (tmp_path / "out").exists()
+
+
+def test_strided_windows_hold_every_stride_th_frame(tmp_path):
+    frames = [_coordinate_frame() + np.uint8(k) for k in range(16)]
+    counts = write_training(frames, range(0, 16), synthetic=0, seed=0, root=tmp_path, strides=(1, 2))
+    assert counts == {"real": 10 + 4, "synthetic": 0}  # stride 1: starts 0..9; stride 2 (span 12): starts 0..3
+    listed = (tmp_path / "sep_trainlist.txt").read_text().split()
+    assert listed[10:] == [f"real-stride2/{start:04d}" for start in range(4)]
+    window = [np.asarray(Image.open(tmp_path / "sequences" / "real-stride2" / "0003" / f"im{k}.png"))
+              for k in range(1, 8)]
+    for k, frame in enumerate(window):  # frames 3, 5, ..., 15: twice the clip's motion
+        np.testing.assert_array_equal(frame, frames[3 + 2 * k])
+    validation = (tmp_path / "sep_testlist.txt").read_text().split()
+    assert all(name.startswith("real/") for name in validation)  # validated on the clip's own motion
+
+
+def test_fast_septuplets_move_up_to_max_speed_both_ways_by_whole_pixels():
+    frame = _coordinate_frame()
+    rng = np.random.default_rng(3)
+    speeds = set()
+    for _ in range(40):
+        crops = fast_septuplet([frame], range(0, 1), 24, 192, rng)
+        assert all(crop.shape == (192, 192, 3) for crop in crops)
+        transposed = crops[0][0, 1, 0] != crops[0][0, 0, 0]  # channel 0 holds y: along a row only if transposed
+        first = [crop.transpose(1, 0, 2) if transposed else crop for crop in crops]
+        origins = [_origin(crop) for crop in first]
+        steps = {(b[0] - a[0], b[1] - a[1]) for a, b in zip(origins, origins[1:])}
+        assert len(steps) == 1  # a constant whole-pixel move: the middle frame is the exact midpoint
+        (step,) = steps
+        assert abs(step[0]) <= (256 - 192) // 6 and abs(step[1]) <= 24
+        for k, crop in enumerate(first):
+            y, x = origins[0][0] + k * step[0], origins[0][1] + k * step[1]
+            np.testing.assert_array_equal(crop, frame[y:y + 192, x:x + 192])
+        speeds.add((transposed, max(abs(step[1]), abs(step[0]))))
+    assert any(transposed and speed > 10 for transposed, speed in speeds)  # fast vertical moves, once transposed
+    assert any(not transposed and speed > 10 for transposed, speed in speeds)
+    with pytest.raises(ValueError, match="--synthetic_size 300 does not fit"):
+        fast_septuplet([frame], range(0, 1), 24, 300, rng)
+
+
+def test_strides_are_parsed_and_checked():
+    assert parse_strides("1,2,3") == (1, 2, 3)
+    for text in ("0,1", "1,1", "a"):
+        with pytest.raises(Exception, match="strides"):
+            parse_strides(text)
