@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 import interpolate
+from video.scenes import DEFAULT_STATIC_THRESHOLD
 from video.dedup import drop_held_frames
 from video.gaps import CUT, INTERPOLATE, STATIC
 from video.interpolation import raise_planned_frame_rate
@@ -121,10 +122,11 @@ def test_factor_clock_gives_the_factor_runs_times():
 
 
 def test_held_frames_are_dropped_and_the_last_frame_kept():
-    frames = [torch.full((1, 3, 4, 4), level / 255) for level in (10, 10, 40, 40, 41, 90, 90)]
+    # Flat frames have no contrast: a change of a hundredth of a level (2 % of the contrast floor) is a hold.
+    frames = [torch.full((1, 3, 4, 4), level / 255) for level in (10, 10, 40, 40, 40.01, 90, 90)]
     times = [Fraction(index, 24) for index in range(7)]
     kept_indices, kept_times = [], []
-    kept = list(drop_held_frames(frames, times, 2.5, kept_indices, kept_times))
+    kept = list(drop_held_frames(frames, times, DEFAULT_STATIC_THRESHOLD, kept_indices, kept_times))
     assert kept_indices == [0, 2, 5, 6] and kept_times == [times[i] for i in kept_indices]
     assert [round(frame.max().item() * 255) for frame in kept] == [10, 40, 90, 90]
 
