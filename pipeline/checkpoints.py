@@ -278,7 +278,6 @@ def start_progress(
             "--data_dir, --train_sets, --samples_per_epoch and the items per step (processes x --batch_size)"
         )
     progress.world_size = world_size
-    restore_epoch_checkpoint(args.out_dir, states["model"], progress)
     return progress
 
 

@@ -29,6 +29,7 @@ from pipeline import distributed
 from pipeline.checkpoints import (
     Progress,
     last_checkpoint_path,
+    restore_epoch_checkpoint,
     save_epoch_checkpoint,
     save_last_checkpoint,
     start_progress,
@@ -111,6 +112,8 @@ def train(
 
     progress = start_progress(args, run.seed, data.steps_per_epoch, distributed.world_size(), run.resume_state,
                               model=model, optimizer=optimizer, scheduler=scheduler, loss=loss)
+    if run.resumed and distributed.is_main_process():
+        restore_epoch_checkpoint(args.out_dir, model, progress)
     write_config(args.out_dir, args)
     trained_model = distributed.wrap_model(model, device)
     distributed.replicate_loss(loss)

@@ -208,7 +208,7 @@ def test_resume_removes_the_temporaries_of_a_killed_checkpoint_write(tmp_path):
     args = train.build_parser().parse_args(["--data_dir", "x", "--out_dir", str(out_dir)])
     save_last_checkpoint(out_dir, model=model, optimizer=optimizer, scheduler=torch.optim.lr_scheduler.StepLR(
         optimizer, step_size=1), loss=torch.nn.Module(), progress={"step": 1}, args=args)
-    killed = last_checkpoint_path(out_dir).with_name(f".last.pth.{finished.pid}.0123abcd.tmp")
+    killed = last_checkpoint_path(out_dir).with_name(f".last.{finished.pid}-0123abcd.partial.pth")
     killed.write_bytes(b"half a checkpoint")
     assert load_last_checkpoint(out_dir)["progress"] == {"step": 1}
     assert sorted(path.name for path in last_checkpoint_path(out_dir).parent.iterdir()) == ["last.pth"]
