@@ -150,7 +150,7 @@ def accelerate(model: nn.Module) -> nn.Module:
                 if type(subnetwork) is nn.Sequential:
                     _mix_in(subnetwork, FusedSequential)
                 if isinstance(subnetwork[-1], nn.Softmax):
-                    subnetwork[-1] = TapSoftmax()
+                    subnetwork[-1] = TapSoftmax().train(subnetwork[-1].training)  # keeps the model's mode
         if isinstance(module, STMFNetBase) and not isinstance(module, BandedWarps):
             _mix_in(module, BandedWarps)
     return model
