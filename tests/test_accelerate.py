@@ -189,3 +189,9 @@ def test_conv3d_takes_onednn_only_when_accelerated_for_inference():
         torch.testing.assert_close(fast(x), plain(x), rtol=1e-5, atol=1e-5)
         assert fast(x).is_contiguous(memory_format=torch.channels_last_3d)
         assert torch.equal(fast.double()(x.double()), plain.double()(x.double()))
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_accelerate_keeps_the_model_s_mode(training):
+    model = accelerate(models.student_STMFNet().train(training))
+    assert {module.training for module in model.modules()} == {training}
