@@ -22,14 +22,18 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Optional
 
 import torch
 
 import models
+from common.failures import ScriptError, run_script
 from common.memory import allow_heap_reuse, heap_reuse_for
+from common.safe_write import atomic_write_text, check_new_file
 from data.video import read_video_frames
 from deploy.cpu import accelerate
 from deploy.route_benchmark import ROUTES, matmul_peak_gmacs, measure_routes
+from pipeline.cli import select_device
 from pipeline.forward_cost import count_flops, profile_breakdown, synchronize
 
 log = logging.getLogger("benchmark")
@@ -201,6 +205,12 @@ def parse_height_width(text: str) -> tuple[int, int]:
     return height, width
 
 
+def size_argument(text: str) -> str:
+    """argparse type of --sizes: the text, once it reads as HxW."""
+    parse_height_width(text)
+    return text
+
+
 def _available_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
@@ -281,10 +291,11 @@ def format_tables(report: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="benchmark.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(models.MODELS), choices=list(models.MODELS),
                         help="zoo models to measure")
-    parser.add_argument("--sizes", nargs="+", type=str, default=["256x448", "480x854", "1080x1920"],
+    parser.add_argument("--sizes", nargs="+", type=size_argument, default=["256x448", "480x854", "1080x1920"],
                         help="frame sizes HxW, smallest first (a size is skipped if it would not fit)")
     parser.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=None,
                         help="float32, or float16/bfloat16 autocast (default: float32 on CPU, all three on CUDA)")
@@ -299,71 +310,74 @@ def build_parser() -> argparse.ArgumentParser:
                         help="compare CPU inference routes side by side in one process per (model, size) instead: "
                              "eager, compiled, bf16, bf16_compiled, onnxruntime (all when none are named)")
     parser.add_argument("--json", type=Path, default=None, help="also write the full report as JSON here")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
-def main(argv=None) -> dict:
-    args = build_parser().parse_args(argv)
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(args.device)
+def main(argv: Optional[list[str]] = None) -> int:
+    return run_script(build_parser(), argv, run_benchmark)
+
+
+def run_benchmark(args: argparse.Namespace) -> dict:
+    """Measure as the flags say; returns the report (also printed, and written to --json)."""
+    try:
+        device = select_device(args.device)
+    except ValueError as error:
+        raise ScriptError(str(error)) from error
     if args.threads:
         torch.set_num_threads(args.threads)
-    for size in args.sizes:
-        parse_height_width(size)
     dtypes = args.dtypes or (list(DTYPES) if device.type == "cuda" else ["float32"])
     if args.routes is not None:
         args.routes = args.routes or list(ROUTES)
+        if device.type != "cpu":
+            raise ScriptError("--routes compares CPU routes; run it with --device cpu")
+    if args.json is not None:
+        check_new_file(args.json, "--json", args.overwrite)
     if args.worker:  # one case, result as one JSON line for run_case_in_subprocess
         height, width = parse_height_width(args.sizes[0])
         if args.routes is not None:
             result = measure_route_case(args.models[0], height, width, args.routes, args.repeats)
-            print(json.dumps(result))
-            return result
-        result = measure_case(args.models[0], height, width, dtypes[0], device, args.repeats, args.profile)
+        else:
+            result = measure_case(args.models[0], height, width, dtypes[0], device, args.repeats, args.profile)
         print(json.dumps(result))
         return result
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
     sizes = sorted(args.sizes, key=lambda size: math.prod(parse_height_width(size)))
     if args.routes is not None:
-        if device.type != "cpu":
-            raise SystemExit("--routes compares CPU routes; run it with --device cpu")
         cases = []
         for model_name in args.models:
             for size in sizes:
                 log.info("measuring the routes of %s at %s ...", model_name, size)
                 cases.append(run_case_in_subprocess(args, model_name, size, "float32"))
         log.info("%s", format_routes(cases))
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(cases, indent=2))
-        return {"routes": cases}
-    results = []
-    for model_name in args.models:
-        for dtype in dtypes:
-            previous = None
-            for size in sizes:
-                note = skip_reason(previous, math.prod(parse_height_width(size)), args, device)
-                if previous is not None and "forward_s" not in previous:
-                    note = f"skipped: the smaller {previous['size']} did not run"
-                if note:
-                    result = {"model": model_name, "size": size, "dtype": dtype, "note": note}
-                else:
-                    log.info("measuring %s %s %s ...", model_name, size, dtype)
-                    result = run_case_in_subprocess(args, model_name, size, dtype)
-                    previous = result
-                results.append(result)
-    report = {"torch": torch.__version__, "device": args.device, "threads": args.threads or torch.get_num_threads(),
-              "repeats": args.repeats, "results": results, "ratios": ratios(results)}
-    log.info("\n%s", format_tables(report))
+        report = {"routes": cases}
+    else:
+        results = []
+        for model_name in args.models:
+            for dtype in dtypes:
+                previous = None
+                for size in sizes:
+                    note = skip_reason(previous, math.prod(parse_height_width(size)), args, device)
+                    if previous is not None and "forward_s" not in previous:
+                        note = f"skipped: the smaller {previous['size']} did not run"
+                    if note:
+                        result = {"model": model_name, "size": size, "dtype": dtype, "note": note}
+                    else:
+                        log.info("measuring %s %s %s ...", model_name, size, dtype)
+                        result = run_case_in_subprocess(args, model_name, size, dtype)
+                        previous = result
+                    results.append(result)
+        report = {"torch": torch.__version__, "device": device.type,
+                  "threads": args.threads or torch.get_num_threads(), "repeats": args.repeats, "results": results,
+                  "ratios": ratios(results)}
+        log.info("\n%s", format_tables(report))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
+        atomic_write_text(args.json, json.dumps(report, indent=2), replace=args.overwrite)
     return report
 
 
 if __name__ == "__main__":
     allow_heap_reuse()
-    main()
+    sys.exit(main())

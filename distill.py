@@ -21,14 +21,14 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from common.failures import ScriptError, run_script
 from common.files import file_sha256
 from losses import DISTILLATION_LOSS_NAMES, DiscriminatorConfig, DistillationLoss, parse_loss_spec
 from models import MODELS, get_model_class
 from models.checkpoint import load_checkpoint
 from optim import OPTIMIZERS
 from pipeline.cli import checked_by, non_negative_float
-from pipeline.failures import ScriptError
-from pipeline.run import add_training_arguments, start_run
+from pipeline.run import add_training_arguments, retry_hint, start_run
 from pipeline.teacher import TEACHER_MODES, FrozenTeacher
 from pipeline.training import build_training_data, train
 
@@ -96,8 +96,11 @@ def distillation_step(
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    with start_run(build_parser(), argv) as run:
-        args = run.args
+    return run_script(build_parser(), argv, run_distillation, retry=retry_hint)
+
+
+def run_distillation(args: argparse.Namespace) -> None:
+    with start_run(args, "distill.py") as run:
         logger.info("Distilling %s from %s on %s, seed %d", args.student, args.teacher, run.device, run.seed)
         data = build_training_data(run)
         teacher = load_teacher(args, run.device)
@@ -105,7 +108,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         loss = DistillationLoss(args.student_loss_fn, args.distill_loss_fn, args.alpha,
                                 DiscriminatorConfig(args.patch_size, args.optimizer, args.lr, args.weight_decay))
         step = functools.partial(distillation_step, teacher)
-        return train(run, data, student, loss, step, log_points=10, report_sparsity=False)
+        train(run, data, student, loss, step, log_points=10, report_sparsity=False)
 
 
 if __name__ == "__main__":

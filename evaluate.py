@@ -28,13 +28,15 @@ import torch
 
 import data
 import models
+from common.failures import ScriptError, run_script
 from common.files import file_sha256
 from common.interpolator import Interpolator
 from common.memory import allow_heap_reuse, heap_reuse_by_frame_size
-from common.safe_write import atomic_write_text, terminate_as_exit
-from deploy.backends import add_backend_arguments, check_backend_arguments, onnx_interpolator, pytorch_interpolator
+from common.safe_write import atomic_write_text
+from deploy.backends import Runtime, add_backend_arguments, onnx_interpolator, pytorch_interpolator
 from deploy.cpu import accelerate
 from deploy.onnx_runtime import OnnxOutputError
+from models.stmfnet import ModelConfig
 from pipeline import cli
 from pipeline.evaluation import (
     BASELINES,
@@ -46,7 +48,6 @@ from pipeline.evaluation import (
     evaluate,
     output_files,
 )
-from pipeline.failures import ScriptError, reported_failures
 from pipeline.output_folder import OutputFolder, check_output_location
 from pipeline.run_paths import refuse_aliased_paths
 from pipeline.results_file import results_text
@@ -60,7 +61,7 @@ logger = logging.getLogger("evaluate")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description="Frame Interpolation Evaluation", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        prog="evaluate.py", description="Frame Interpolation Evaluation", formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument("--net", type=str, default="student_STMFNet", choices=list(models.MODELS), metavar="NET",
                         help="network to evaluate: " + ", ".join(models.MODELS))
@@ -102,11 +103,12 @@ def build_predictor(args: argparse.Namespace, device: torch.device) -> tuple[Int
         return baseline_predictor(args.baseline), {"model": f"baseline_{args.baseline}", **record}
     if args.backend == "onnxruntime":
         onnx_file = Path(args.onnx)
-        interpolator = onnx_interpolator(args, device)
+        interpolator = onnx_interpolator(onnx_file, device)
         record.update(model=interpolator.describe(), backend="onnxruntime", onnx=str(onnx_file.resolve()),
                       onnx_sha256=file_sha256(onnx_file))
         return interpolator, record
-    loaded = cli.load_model(args, device, DEFAULT_CHECKPOINT)
+    checkpoint = cli.resolve_checkpoint(args.checkpoint, DEFAULT_CHECKPOINT, args.allow_random)
+    loaded = cli.load_model(args.net, checkpoint, ModelConfig.from_args(args), device)
     record.update(model=args.net, backend="pytorch", precision=args.precision, compiled=args.compile,
                   random_weights=loaded.checkpoint is None)
     if loaded.checkpoint is not None:
@@ -199,17 +201,15 @@ def results_json(record: dict[str, Any]) -> str:
     return json.dumps(values, indent=2, allow_nan=False) + "\n"
 
 
-def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
-    """Run the evaluation; returns what was written to results.json. Expected failures exit with a one-line
-    message (the traceback goes to log.txt once the output folder is claimed)."""
+def main(argv: Optional[list[str]] = None) -> int:
+    """Run the evaluation; returns the exit status. Expected failures end in a one-line message (the traceback
+    goes to log.txt once the output folder is claimed)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
-    terminate_as_exit()
-    with reported_failures("evaluate.py", debug=args.debug):
-        return run(args, argv)
+    return run_script(build_parser(), argv, lambda args: run(args, argv))
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
+    """Evaluate as the flags say; returns what was written to results.json."""
     dataset_dir = Path(args.out_dir) / args.dataset
     refuse_aliased_paths(args, written={"--out_dir": dataset_dir})
     check_output_location(args.out_dir, "--out_dir")
@@ -220,7 +220,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         metrics = build_metrics(args.metrics, device)
         test_set = data.build_test_set(args.dataset, args.data_dir)
         if args.baseline is None:
-            check_backend_arguments(args, device)
+            Runtime.from_args(args).check(device)
     except (FileNotFoundError, ValueError) as error:
         raise ScriptError(str(error)) from error
     folder = OutputFolder(dataset_dir, "evaluate.py", "--out_dir",
@@ -265,4 +265,4 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
 
 if __name__ == "__main__":
     allow_heap_reuse()
-    main()
+    sys.exit(main())

@@ -19,12 +19,12 @@ from typing import Optional
 import onnx
 import torch
 
+from common.failures import ScriptError, run_script
 import models
-from common.safe_write import atomic_write_to, terminate_as_exit
+from common.safe_write import atomic_write_to
 from deploy.onnx_export import OPSET, export_model
 from models.checkpoint import load_checkpoint
 from pipeline.cli import add_model_arguments
-from pipeline.failures import ScriptError, reported_failures
 from pipeline.run_paths import refuse_aliased_paths
 
 logger = logging.getLogger("export_onnx")
@@ -67,9 +67,10 @@ def check_arguments(args: argparse.Namespace) -> Path:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
-    terminate_as_exit()
+    return run_script(build_parser(), argv, export)
+
+
+def export(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
         refuse_aliased_paths(args)
@@ -81,17 +82,14 @@ def main(argv: Optional[list[str]] = None) -> int:
             logger.info("loaded %s weights from %s", args.net, args.checkpoint)
         else:
             logger.warning("%s has RANDOM weights (--allow_random, seed %d)", args.net, args.seed)
-    except (OSError, ValueError, ScriptError) as error:
-        parser.error(str(error))
-
-    with reported_failures(parser.prog):
-        try:
-            atomic_write_to(out, lambda path: export_model(model, path, opset=args.opset, network=args.net),
-                            replace=args.overwrite)
-        except ValueError as error:
-            raise ScriptError(str(error)) from error
+    except (OSError, ValueError) as error:
+        raise ScriptError(str(error)) from error
+    try:
+        atomic_write_to(out, lambda path: export_model(model, path, opset=args.opset, network=args.net),
+                        replace=args.overwrite)
+    except ValueError as error:
+        raise ScriptError(str(error)) from error
     logger.info("wrote %s (%.1f MB, opset %d)", out, out.stat().st_size / 2**20, args.opset)
-    return 0
 
 
 if __name__ == "__main__":

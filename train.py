@@ -20,11 +20,12 @@ from typing import Optional, Sequence
 
 from torch import Tensor, nn
 
+from common.failures import run_script
 from losses import DiscriminatorConfig, Loss, parse_loss_spec
 from models import MODELS, get_model_class
 from optim import OPTIMIZERS
 from pipeline.cli import checked_by
-from pipeline.run import add_training_arguments, start_run
+from pipeline.run import add_training_arguments, retry_hint, start_run
 from pipeline.training import build_training_data, train
 
 logger = logging.getLogger("train")
@@ -51,13 +52,16 @@ def training_step(model: nn.Module, loss: Loss, frames: Sequence[Tensor]) -> tup
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    with start_run(build_parser(), argv) as run:
-        args = run.args
+    return run_script(build_parser(), argv, run_training, retry=retry_hint)
+
+
+def run_training(args: argparse.Namespace) -> None:
+    with start_run(args, "train.py") as run:
         logger.info("Training %s on %s, seed %d", args.net, run.device, run.seed)
         data = build_training_data(run)
         model = get_model_class(args.net)(args)
         loss = Loss(args.loss, DiscriminatorConfig(args.patch_size, args.optimizer, args.lr, args.weight_decay))
-        return train(run, data, model, loss, training_step, log_points=20, report_sparsity=True)
+        train(run, data, model, loss, training_step, log_points=20, report_sparsity=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ names, or wraps them with the original's signatures (``tensor2rgb``, ``calc_lpip
 """
 from __future__ import annotations
 
-from typing import BinaryIO
+from argparse import Namespace
+from typing import BinaryIO, Sized, Union
 
 import numpy as np
 import torch
@@ -15,7 +16,7 @@ from losses import CharbonnierFunc
 from metrics import LPIPS, calc_psnr, calc_ssim, find_alexnet_weights, quantize
 from models.scales import gaussian_kernel
 from models.scales import normalize_frame as moduleNormalize
-from optim import make_optimizer, make_scheduler
+import optim
 from video.fold_unfold import FoldUnfold
 from video.yuv import YUVFormat, split_planes, yuv_to_rgb
 
@@ -23,6 +24,21 @@ __all__ = [
     "CharbonnierFunc", "FoldUnfold", "calc_lpips", "calc_psnr", "calc_ssim", "gaussian_kernel", "make_optimizer",
     "make_scheduler", "moduleNormalize", "quantize", "read_frame_yuv2rgb", "tensor2rgb",
 ]
+
+
+def make_optimizer(args: Namespace, model: torch.nn.Module, train_loader: Union[Sized, int, None] = None
+                   ) -> torch.optim.Optimizer:
+    """The original ``utility.make_optimizer``: ``args.optimizer`` with ``args.lr`` and ``args.weight_decay``
+    (OBProxSG also reads ``args.epochs`` and ``len(train_loader)``)."""
+    return optim.make_optimizer(model, args.optimizer, args.lr, args.weight_decay, getattr(args, "epochs", None),
+                                train_loader)
+
+
+def make_scheduler(args: Namespace, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    """The original ``utility.make_scheduler``: ``args.decay_type`` decaying by ``args.gamma`` (``args.lr_decay``
+    for "step", ``args.patience`` for "plateau")."""
+    return optim.make_scheduler(optimizer, args.decay_type, args.gamma, getattr(args, "lr_decay", None),
+                                getattr(args, "patience", None))
 
 
 def tensor2rgb(tensor: torch.Tensor) -> np.ndarray:

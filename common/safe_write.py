@@ -7,9 +7,9 @@ flushed to disk and renamed into place only when complete.
 - Durability: file contents are fsynced before the rename, so a crash leaves either the old file or the new one.
 - Permissions: temporaries are created with a plain ``open`` (the umask applies), as any other file the user makes.
 - Clean-up: a failed or interrupted write removes its temporary (:func:`atomic_write_with`, :class:`Partial`);
-  :func:`terminate_as_exit` turns SIGTERM/SIGHUP into ``SystemExit`` so that the same clean-up runs when a run is
-  killed politely; and :func:`remove_stale_partials` deletes what a run killed with SIGKILL left behind, once its
-  process is gone.
+  ``common.failures.terminate_as_exit`` turns SIGTERM/SIGHUP into ``SystemExit`` so that the same clean-up runs
+  when a run is killed politely; and :func:`remove_stale_partials` deletes what a run killed with SIGKILL left
+  behind, once its process is gone.
 - No clobbering: :func:`publish_file` without ``replace`` never replaces a file that appeared meanwhile.
 """
 from __future__ import annotations
@@ -18,14 +18,13 @@ import os
 import re
 import secrets
 import shutil
-import signal
 from pathlib import Path
-from types import FrameType
 from typing import Any, BinaryIO, Callable, Optional
 
 import torch
 from PIL import Image
 
+from common.failures import ScriptError
 from common.files import PathType
 
 PARTIAL_TAG = "partial"
@@ -171,6 +170,21 @@ def atomic_write_with(path: PathType, write: Callable[[BinaryIO], None], replace
     atomic_write_to(path, write_file, replace)
 
 
+def check_new_file(path: PathType, flag: str, replace: bool) -> None:
+    """Refuse, before a run, a file path ``flag`` names that cannot be written whole: a folder, an existing file
+    without ``replace`` (``--overwrite``), a missing or read-only folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise ScriptError(f"{flag} {path} is a folder; give a file name inside it")
+    if path.exists() and not replace:
+        raise ScriptError(f"{flag} {path} exists; pass --overwrite to replace it")
+    folder = path.resolve().parent
+    if not folder.is_dir():
+        raise ScriptError(f"{flag} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ScriptError(f"{flag} {path}: the folder {folder} is not writable")
+
+
 def atomic_save(obj: Any, path: PathType, replace: bool = True) -> None:
     """``torch.save`` that never leaves a half-written checkpoint."""
     atomic_write_with(path, lambda file: torch.save(obj, file), replace)
@@ -210,18 +224,3 @@ def publish_file(temporary: Path, path: Path, replace: bool) -> None:
         os.replace(temporary, path)
         return
     temporary.unlink()
-
-
-class Terminated(SystemExit):
-    """SIGTERM or SIGHUP, raised in the main thread so that every clean-up on the way out runs."""
-
-
-def terminate_as_exit() -> None:
-    """Make SIGTERM and SIGHUP raise :class:`Terminated` (exit status 128 + the signal), like Ctrl-C raises
-    KeyboardInterrupt; a script calls it once at start-up."""
-    def raise_terminated(number: int, _frame: Optional[FrameType]) -> None:
-        raise Terminated(128 + number)
-
-    for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), raise_terminated)

@@ -29,13 +29,14 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+import av
 import numpy as np
 
+from common.failures import ScriptError, run_script
 from common.files import PathType
 from data.make_sample import DEFAULT_VIDEO, save_frame
 from data.video import read_video_frames
 from pipeline.cli import positive_int
-from pipeline.failures import reported_failures
 from pipeline.run_paths import refuse_aliased_paths
 
 logger = logging.getLogger(__name__)
@@ -209,7 +210,8 @@ def build(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Cut a video into training septuplets and a held-out test sequence.")
+    parser = argparse.ArgumentParser(prog="make_demo_data.py",
+                                     description="Cut a video into training septuplets and a held-out test sequence.")
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="video file to cut (read with PyAV)")
     parser.add_argument("--out", type=Path, required=True, help="data directory to write")
     parser.add_argument("--train_frames", type=parse_range, default=DEFAULT_TRAIN_FRAMES,
@@ -235,22 +237,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run_script(build_parser(), argv, make_demo_data)
+
+
+def make_demo_data(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    with reported_failures("make_demo_data.py"):
-        refuse_aliased_paths(args)
+    refuse_aliased_paths(args)
     if not args.video.is_file():
-        raise SystemExit(f"error: --video {args.video} not found")
+        raise ScriptError(f"--video {args.video} not found")
     if args.test_synthetic < 0:
-        raise SystemExit(f"error: --test_synthetic must be 0 or more, got {args.test_synthetic}")
+        raise ScriptError(f"--test_synthetic must be 0 or more, got {args.test_synthetic}")
     try:
         counts = build(args.video, args.out, args.test_frames, args.name,
                        None if args.test_only else args.train_frames, args.synthetic, args.seed, args.test_synthetic,
                        args.strides, args.max_speed, args.synthetic_size)
-    except (FileExistsError, ValueError) as error:
-        raise SystemExit(f"error: {error}") from None
+    except (FileExistsError, ValueError, av.error.FFmpegError) as error:
+        raise ScriptError(str(error)) from error
     logger.info("Written to %s: %s", args.out, ", ".join(f"{count} {what}" for what, count in counts.items()))
-    return 0
 
 
 if __name__ == "__main__":

@@ -21,13 +21,14 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+import av
 import numpy as np
 from PIL import Image
 
+from common.failures import ScriptError, run_script
 from common.files import PathType
 from data.testsets import SNUFILM_OFFSETS
 from data.video import read_video_frames
-from pipeline.failures import reported_failures
 from pipeline.run_paths import refuse_aliased_paths
 
 logger = logging.getLogger(__name__)
@@ -151,7 +152,8 @@ def build_sample(video: PathType, out: PathType, force: bool = False) -> dict[st
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Cut a video into small samples of every dataset layout.")
+    parser = argparse.ArgumentParser(prog="make_sample.py",
+                                     description="Cut a video into small samples of every dataset layout.")
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="video file to cut (read with PyAV)")
     parser.add_argument("--out", type=Path, default=Path("sample_data"), help="data directory to write")
     parser.add_argument("--force", action="store_true", help="write into existing layout folders (nothing is deleted)")
@@ -159,15 +161,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run_script(build_parser(), argv, make_sample)
+
+
+def make_sample(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    with reported_failures("make_sample.py"):
-        refuse_aliased_paths(args)
-    counts = build_sample(args.video, args.out, force=args.force)
+    refuse_aliased_paths(args)
+    if not args.video.is_file():
+        raise ScriptError(f"--video {args.video} not found")
+    try:
+        counts = build_sample(args.video, args.out, force=args.force)
+    except (FileExistsError, ValueError, av.error.FFmpegError) as error:
+        raise ScriptError(str(error)) from error
     logger.info("Sample data from %s written to %s:", args.video, args.out)
     for name, count in counts.items():
         logger.info("  %-16s %d %s", name, count, WRITERS[name][1])
-    return 0
 
 
 if __name__ == "__main__":

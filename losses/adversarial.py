@@ -36,7 +36,6 @@ original crashed building the discriminator's optimizer (OBProxSG needs the epoc
 a sparsity optimizer has no purpose for a discriminator, so ADAMax is used instead.
 """
 import contextlib
-from argparse import Namespace
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -97,8 +96,7 @@ def build_discriminator_optimizer(
     if gan_type in _GRADIENT_PENALTY_TERMS:
         return torch.optim.Adam(discriminator.parameters(), lr=1e-5, betas=(0.0, 0.9), eps=1e-8)
     name = "ADAMax" if config.optimizer == "OBProxSG" else config.optimizer
-    options = Namespace(optimizer=name, lr=config.lr, weight_decay=config.weight_decay)
-    return make_optimizer(options, discriminator)
+    return make_optimizer(discriminator, name, config.lr, config.weight_decay)
 
 
 @contextlib.contextmanager

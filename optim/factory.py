@@ -1,13 +1,12 @@
-"""Optimizer and learning-rate scheduler from the training scripts' arguments.
+"""Optimizer and learning-rate scheduler of the training scripts' flags, taken as values (``utility.py`` keeps
+the original's ``make_optimizer(args, model, train_loader)`` / ``make_scheduler(args, optimizer)``).
 
-Option names and defaults are those of the original `utility.make_optimizer` /
-`utility.make_scheduler`: --optimizer SGD | ADAM | ADAMax | RMSprop | OBProxSG with
+The options are those of the original: --optimizer SGD | ADAM | ADAMax | RMSprop | OBProxSG with
 --lr and --weight_decay; --decay_type step (StepLR every --lr_decay epochs),
 step_A_B_... (MultiStepLR at epochs A, B, ...; as in the original, any value containing
 "step", such as multistep_5_10, reads its milestones this way) or plateau
 (ReduceLROnPlateau on the validation PSNR), each decaying by --gamma.
 """
-from argparse import Namespace
 from typing import Optional, Sized, Union
 
 import torch
@@ -20,29 +19,30 @@ OPTIMIZERS = ("SGD", "ADAM", "ADAMax", "RMSprop", "OBProxSG")
 
 
 def make_optimizer(
-    args: Namespace, model: nn.Module, steps_per_epoch: Union[int, Sized, None] = None
+    model: nn.Module, name: str, lr: float, weight_decay: float = 0.0, epochs: Optional[int] = None,
+    steps_per_epoch: Union[int, Sized, None] = None,
 ) -> torch.optim.Optimizer:
-    """The optimizer named by ``args.optimizer`` over the model's trainable parameters.
+    """The optimizer ``name`` (--optimizer) over the model's trainable parameters.
 
-    ``steps_per_epoch`` (the training loader's length; in a distributed run the length of
-    each process's loader) is needed only by OBProxSG, whose phase schedule counts epochs.
-    The loader itself is accepted too, as the original's ``train_loader`` argument: its ``len()`` is taken.
+    ``epochs`` and ``steps_per_epoch`` (the training loader's length; in a distributed run the length of each
+    process's loader) are needed only by OBProxSG, whose phase schedule counts epochs. The loader itself is
+    accepted too, as the original's ``train_loader`` argument: its ``len()`` is taken.
     """
     if steps_per_epoch is not None and not isinstance(steps_per_epoch, int):
         steps_per_epoch = len(steps_per_epoch)
     trainable = [param for param in model.parameters() if param.requires_grad]
-    common = {"lr": args.lr, "weight_decay": args.weight_decay}
-    if args.optimizer == "SGD":
+    common = {"lr": lr, "weight_decay": weight_decay}
+    if name == "SGD":
         return torch.optim.SGD(trainable, momentum=0.9, **common)
-    if args.optimizer == "ADAM":
+    if name == "ADAM":
         return torch.optim.Adam(trainable, betas=(0.9, 0.999), eps=1e-8, **common)
-    if args.optimizer == "ADAMax":
+    if name == "ADAMax":
         return torch.optim.Adamax(trainable, betas=(0.9, 0.999), eps=1e-8, **common)
-    if args.optimizer == "RMSprop":
+    if name == "RMSprop":
         return torch.optim.RMSprop(trainable, eps=1e-8, **common)
-    if args.optimizer == "OBProxSG":
-        if steps_per_epoch is None:
-            raise ValueError("OBProxSG needs steps_per_epoch (the number of batches per epoch)")
+    if name == "OBProxSG":
+        if steps_per_epoch is None or epochs is None:
+            raise ValueError("OBProxSG needs epochs and steps_per_epoch (the number of batches per epoch)")
         # Hyper-parameters of the original (lambda_ = L1 weight; eps and Np from AdaCoF's setup):
         # Prox-SG for the first tenth of the epochs, orthant steps afterwards.
         return OBProxSG(
@@ -50,11 +50,11 @@ def make_optimizer(
             lambda_=1e-4,
             epochSize=steps_per_epoch,
             eps=1e-4,
-            Np=int(args.epochs / 10),
+            Np=int(epochs / 10),
             No="inf",
             **common,
         )
-    raise ValueError(f"unknown optimizer {args.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+    raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")
 
 
 def parse_decay_type(decay_type: str) -> tuple[str, list[int]]:
@@ -80,24 +80,28 @@ def parse_decay_type(decay_type: str) -> tuple[str, list[int]]:
     raise ValueError(f"unknown --decay_type {decay_type!r}; valid: step, step_A_B_... (e.g. multistep_5_10), plateau")
 
 
-def make_scheduler(args: Namespace, optimizer: torch.optim.Optimizer) -> lr_scheduler.LRScheduler:
-    """The learning-rate schedule named by ``args.decay_type`` (see :func:`parse_decay_type`).
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, decay_type: str, gamma: float, lr_decay: Optional[int] = None,
+    patience: Optional[int] = None,
+) -> lr_scheduler.LRScheduler:
+    """The learning-rate schedule ``decay_type`` (--decay_type, see :func:`parse_decay_type`) decaying by
+    ``gamma``, every ``lr_decay`` epochs for "step", after ``patience`` epochs without improvement for "plateau".
 
     Step it once per epoch; the plateau scheduler takes the validation PSNR (mode "max",
     improvements under 0.01 dB do not count).
     """
-    kind, milestones = parse_decay_type(args.decay_type)
+    kind, milestones = parse_decay_type(decay_type)
     if kind == "step":
-        return lr_scheduler.StepLR(optimizer, step_size=args.lr_decay, gamma=args.gamma)
+        return lr_scheduler.StepLR(optimizer, step_size=lr_decay, gamma=gamma)
     if kind == "multistep":
-        return lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=args.gamma)
-    if args.patience is None:
+        return lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=gamma)
+    if patience is None:
         raise ValueError("--decay_type plateau needs --patience (epochs without improvement)")
     return lr_scheduler.ReduceLROnPlateau(
         optimizer,
         mode="max",
-        factor=args.gamma,
-        patience=args.patience,
+        factor=gamma,
+        patience=patience,
         threshold=0.01,
         threshold_mode="abs",
     )

@@ -28,11 +28,11 @@ import torch
 from torch import nn
 from torch.optim import lr_scheduler
 
+from common.failures import ScriptError
 from common.files import PathType
 from common.safe_write import atomic_save, remove_stale_partials
 from models.checkpoint import read_torch_file
 from pipeline.distributed import unwrap_model
-from pipeline.failures import ScriptError
 
 logger = logging.getLogger(__name__)
 
@@ -167,17 +167,18 @@ def restore_epoch_checkpoint(out_dir: PathType, model: nn.Module, progress: Prog
         logger.info("Wrote %s from last.pth (the run had been stopped before writing it)", path)
 
 
-def check_same_networks(state: dict[str, Any], args: Namespace, program: str, path: PathType) -> None:
-    """Refuse to resume a run of other networks (``--net``, or ``--student`` / ``--teacher``) or of another script."""
+def check_same_networks(state: dict[str, Any], flags: dict[str, Any], program: str, path: PathType) -> None:
+    """Refuse to resume a run of other networks (``--net``, or ``--student`` / ``--teacher``) or of another script;
+    ``flags`` are this run's flag values by name."""
     saved = state["args"]
     for flag in NETWORK_FLAGS:
-        if flag not in vars(args):
+        if flag not in flags:
             continue
         if flag not in saved:
             raise ScriptError(f"--resume: {path} was not written by {program} (it has no --{flag}); resume it with "
                               f"the script that wrote it, or choose another --out_dir")
-        if saved[flag] != getattr(args, flag):
-            raise ScriptError(f"--resume: {path} is a run of --{flag} {saved[flag]}, not {getattr(args, flag)}; "
+        if saved[flag] != flags[flag]:
+            raise ScriptError(f"--resume: {path} is a run of --{flag} {saved[flag]}, not {flags[flag]}; "
                               f"pass --{flag} {saved[flag]}, or choose another --out_dir for a new run")
 
 

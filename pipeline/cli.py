@@ -164,16 +164,16 @@ class LoadedModel:
     epoch: Optional[int]
 
 
-def resolve_checkpoint(args: argparse.Namespace, default: str) -> Optional[Path]:
+def resolve_checkpoint(checkpoint: str, default: str, allow_random: bool) -> Optional[Path]:
     """``--checkpoint``, or None for random weights (only with ``--allow_random`` and the default path)."""
-    path = Path(args.checkpoint)
+    path = Path(checkpoint)
     if path.is_file():
         return path
-    if args.allow_random and args.checkpoint == default:
+    if allow_random and checkpoint == default:
         return None
     hint = (
         "--allow_random only applies when --checkpoint is left at its default"
-        if args.allow_random
+        if allow_random
         else "random weights give meaningless results; add --allow_random if that is really wanted"
     )
     raise FileNotFoundError(
@@ -182,15 +182,14 @@ def resolve_checkpoint(args: argparse.Namespace, default: str) -> Optional[Path]
     )
 
 
-def load_model(args: argparse.Namespace, device: torch.device, default_checkpoint: str) -> LoadedModel:
-    """The network ``--net`` with the weights of ``--checkpoint`` (see :func:`resolve_checkpoint`), on ``device``
-    in eval mode."""
-    path = resolve_checkpoint(args, default_checkpoint)
-    model = models.get_model_class(args.net)(args)
+def load_model(net: str, checkpoint: Optional[PathType], config: ModelConfig, device: torch.device) -> LoadedModel:
+    """The network ``net`` built with ``config`` and the weights of ``checkpoint`` (None: random; see
+    :func:`resolve_checkpoint`), on ``device`` in eval mode."""
+    model = models.get_model_class(net)(config)
     epoch = None
-    if path is not None:
-        epoch = load_checkpoint(model, path).get("epoch")
-    return LoadedModel(model.to(device).eval(), path, epoch)
+    if checkpoint is not None:
+        epoch = load_checkpoint(model, checkpoint).get("epoch")
+    return LoadedModel(model.to(device).eval(), None if checkpoint is None else Path(checkpoint), epoch)
 
 
 def setup_logging(out_dir: Optional[PathType] = None, filename: str = "log.txt", stream: Optional[TextIO] = None

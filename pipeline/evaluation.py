@@ -24,12 +24,12 @@ from PIL import Image
 from torch import Tensor
 from tqdm import tqdm
 
+from common.failures import ScriptError
 from data import QuintupletTestSet
 from common.files import PathType
 from metrics import LPIPS, calc_psnr, calc_ssim
 from metrics.quality import SSIM_WINDOW_SIZE
 from pipeline.comparison import save_comparison_grid
-from pipeline.failures import ScriptError
 from common.safe_write import atomic_save_image
 from common.interpolator import Interpolator
 

@@ -14,9 +14,9 @@ import os
 from pathlib import Path
 from typing import Iterable, Optional
 
+from common.failures import ScriptError
 from common.files import PathType
 from common.safe_write import atomic_write_text
-from pipeline.failures import ScriptError
 
 MANIFEST = ".stmfnet-output.json"
 LOCK = ".stmfnet-output.lock"

@@ -16,8 +16,9 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
+from common.failures import ScriptError
 from common.files import PathType
-from common.safe_write import append_text_atomically, terminate_as_exit
+from common.safe_write import append_text_atomically
 from data import TRAINING_SETS
 from pipeline import distributed
 from models.pwcnet import Network as PWCNet
@@ -30,7 +31,6 @@ from pipeline.checkpoints import (
     without_last_checkpoint,
 )
 from pipeline.cli import add_device_arguments, add_model_arguments, checked_by, non_negative_float, setup_logging
-from pipeline.failures import ScriptError, reported_failures
 from pipeline.output_folder import check_output_location
 from pipeline.run_paths import refuse_aliased_paths
 
@@ -178,28 +178,25 @@ def check_training_arguments(args: argparse.Namespace) -> None:
                          f"{without_last_checkpoint(args.out_dir)}")
 
 
-@contextlib.contextmanager
-def start_run(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -> Iterator[Run]:
-    """The common start of train.py and distill.py, used as ``with start_run(parser, argv) as run:``. Parses and
-    checks the flags (a bad value exits with the usage message), picks the device (under torchrun: joins the
-    process group, left again when the block ends), logs to ``--out_dir`` (rank 0), reads ``last.pth`` for
-    ``--resume`` and seeds every generator (with rank 0's seed on every process).
+def retry_hint(args: argparse.Namespace) -> str:
+    """How to carry on after a full disk: with ``--resume`` once the run has a ``last.pth``."""
+    return "continue with --resume" if last_checkpoint_path(args.out_dir).exists() else "run again"
 
-    An expected failure anywhere in the block (pipeline/failures.py: a bad file, a full disk) ends the run with one
-    line on stderr and its traceback in log.txt."""
-    args = parser.parse_args(argv)
-    terminate_as_exit()
+
+@contextlib.contextmanager
+def start_run(args: argparse.Namespace, program: str) -> Iterator[Run]:
+    """The common start of train.py and distill.py, used as ``with start_run(args, program) as run:`` inside
+    :func:`common.failures.run_script` (with :func:`retry_hint`). Checks the flags (a bad value is a
+    ``ScriptError`` naming it), picks the device (under torchrun: joins the process group, left again when the
+    block ends), logs to ``--out_dir`` (rank 0), reads ``last.pth`` for ``--resume`` and seeds every generator
+    (with rank 0's seed on every process)."""
     try:
         refuse_aliased_paths(args)
         check_output_location(args.out_dir, "--out_dir")
         check_training_arguments(args)
-    except (ValueError, ScriptError) as error:
-        parser.error(str(error))
-    def retry() -> str:
-        return "continue with --resume" if last_checkpoint_path(args.out_dir).exists() else "run again"
-
-    with reported_failures(parser.prog, args.debug, retry), \
-            distributed.process_group(args.device, args.gpu_id) as device:
+    except ValueError as error:
+        raise ScriptError(str(error)) from error
+    with distributed.process_group(args.device, args.gpu_id) as device:
         if distributed.is_main_process():
             setup_logging(args.out_dir)
         else:
@@ -208,7 +205,7 @@ def start_run(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) ->
             distributed.check_sync_batchnorm(device)
         resume_state = load_last_checkpoint(args.out_dir) if args.resume else None
         if resume_state is not None:
-            check_same_networks(resume_state, args, parser.prog, last_checkpoint_path(args.out_dir))
+            check_same_networks(resume_state, vars(args), program, last_checkpoint_path(args.out_dir))
         seed = resume_state["progress"]["seed"] if resume_state else resolve_seed(args.seed)
         seed = distributed.broadcast_int(seed, device)
         seed_everything(seed)

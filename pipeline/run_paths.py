@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Union
 
+from common.failures import ScriptError
 from common.files import PathType
-from pipeline.failures import ScriptError
 
 # Argument names (argparse ``dest``) of the paths a run reads.
 READ_FLAGS = ("input", "checkpoint", "onnx", "teacher_dir", "pwc_weights", "data_dir", "load", "video", "run")

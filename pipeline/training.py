@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from common.failures import RUN_FAILURE_STATUS, ScriptError
 from data import EpochSampler, build_training_loader, build_training_set
 from metrics import calc_psnr
 from models.checkpoint import load_checkpoint
@@ -34,7 +35,6 @@ from pipeline.checkpoints import (
     save_last_checkpoint,
     start_progress,
 )
-from pipeline.failures import ScriptError
 from pipeline.run import Run, write_config
 from pipeline.sparsity import append_density, plot_curves, sparsity_report, width_suggestion_lines, write_report
 from pipeline.validation import ValidationScores, build_validation_loader, validate_model
@@ -45,8 +45,12 @@ logger = logging.getLogger(__name__)
 StepFunction = Callable[[nn.Module, nn.Module, Sequence[Tensor]], tuple[Tensor, Tensor]]
 
 
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite; the run stops before the bad step changes any weight."""
+class NonFiniteLossError(ScriptError):
+    """The training loss became NaN or infinite; the run stops (exit status 1) before the bad step changes any
+    weight."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, RUN_FAILURE_STATUS)
 
 
 @dataclass
@@ -90,7 +94,7 @@ def train(
     *,
     log_points: int,
     report_sparsity: bool,
-) -> int:
+) -> None:
     """Train ``model`` (as built, on the CPU) with ``loss`` through ``step`` until ``--epochs`` or ``--max_steps``.
 
     In order: the model and loss onto the run's device (``--sync_bn``, ``--load``), the optimizer and schedule of
@@ -98,7 +102,7 @@ def train(
     DDP wrapper with the loss's discriminators replicated. ``log_points`` is how many loss lines an epoch logs
     (the original: 20 in train.py, 10 in distill.py); ``report_sparsity`` adds the compression report (phase 1).
 
-    Returns the exit status: 0 when done, 1 after logging why a non-finite loss stopped the run.
+    A non-finite loss stops the run with :class:`NonFiniteLossError`.
     """
     args, device = run.args, run.device
     model = model.to(device)
@@ -106,8 +110,8 @@ def train(
         model = distributed.use_sync_batchnorm(model, device)
     _load_starting_weights(model, args.load, run.resumed)
     loss = loss.to(device)
-    optimizer = make_optimizer(args, model, data.steps_per_epoch)
-    scheduler = make_scheduler(args, optimizer)
+    optimizer = make_optimizer(model, args.optimizer, args.lr, args.weight_decay, args.epochs, data.steps_per_epoch)
+    scheduler = make_scheduler(optimizer, args.decay_type, args.gamma, args.lr_decay, args.patience)
     logger.info("Loss %s, optimizer %s", loss.extra_repr(), type(optimizer).__name__)
 
     progress = start_progress(args, run.seed, data.steps_per_epoch, distributed.world_size(), run.resume_state,
@@ -123,12 +127,7 @@ def train(
         data=data, device=device, args=args, progress=progress, log_points=log_points,
         report_sparsity=report_sparsity,
     )
-    try:
-        loop.run()
-    except NonFiniteLossError as error:
-        logger.error("Stopped: %s", error)
-        return 1
-    return 0
+    loop.run()
 
 
 def _load_starting_weights(model: nn.Module, path: Optional[str], resumed: bool) -> None:

@@ -22,7 +22,7 @@ from PIL import Image
 
 import models
 from losses import DiscriminatorConfig, Loss
-from optim import make_optimizer, make_scheduler
+from utility import make_optimizer, make_scheduler
 from pipeline.checkpoints import Progress, save_last_checkpoint
 from pipeline.output_folder import MANIFEST
 from tiny_dataset import write_tiny_dataset

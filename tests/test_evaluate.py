@@ -11,6 +11,7 @@ import math
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ import torch
 from PIL import Image
 
 import common.memory
+from common.failures import ScriptError
 import data
 import evaluate
 from conftest import disk_filling_after, restored_root_logging
@@ -27,7 +29,6 @@ from metrics import calc_psnr
 from models import student_STMFNet
 from pipeline import cli
 from pipeline.evaluation import ItemResult, save_image_pixels, summarize
-from pipeline.failures import ScriptError
 from pipeline.output_folder import LOCK
 from pipeline.results_file import results_text
 
@@ -77,18 +78,30 @@ def student_run(student_data_dir, checkpoint, tmp_path_factory):
     with restored_root_logging(), pytest.MonkeyPatch.context() as patch:
         patch.setattr(evaluate, "build_predictor", recording_build_predictor)
         patch.setattr(common.memory, "heap_reuse_for", lambda *size: heap_sizes.append(size))
-        record = evaluate.main([
+        assert evaluate.main([
             "--net", "student_STMFNet", "--checkpoint", str(checkpoint), "--data_dir", str(student_data_dir),
             "--dataset", UCF, "--out_dir", str(out_dir), "--device", "cpu", "--save_grid",
-        ])
-    return record, out_dir / UCF, predictors[0], heap_sizes
+        ]) == 0
+    return results_of(out_dir, UCF), out_dir / UCF, predictors[0], heap_sizes
 
 
 def run_baseline(kind, dataset, sample_dir, out_dir, *extra):
+    """evaluate.py's exit status for a baseline run."""
     return evaluate.main([
         "--baseline", kind, "--data_dir", str(sample_dir), "--dataset", dataset, "--out_dir", str(out_dir),
         "--device", "cpu", "--metrics", "PSNR", *extra,
     ])
+
+
+def results_of(out_dir, dataset):
+    """The results.json a finished run wrote."""
+    return json.loads((Path(out_dir) / dataset / "results.json").read_text())
+
+
+def baseline_record(kind, dataset, sample_dir, out_dir, *extra):
+    """What a baseline run that must succeed wrote to results.json."""
+    assert run_baseline(kind, dataset, sample_dir, out_dir, *extra) == 0
+    return results_of(out_dir, dataset)
 
 
 def load_rgb(path):
@@ -97,8 +110,8 @@ def load_rgb(path):
         return np.asarray(image)
 
 
-def exit_message(capsys, excinfo):
-    assert excinfo.value.code == 2  # argparse's usage error
+def exit_message(capsys, status):
+    assert status == 2  # bad input, as argparse's usage error
     return capsys.readouterr().err
 
 
@@ -184,7 +197,7 @@ def test_save_grid_writes_five_panels_per_item(student_run):
 
 
 def test_repeat_baseline_outputs_frame_i1_and_averages_per_sequence(sample_dir, tmp_path):
-    record = run_baseline("repeat", DAVIS, sample_dir, tmp_path)
+    record = baseline_record("repeat", DAVIS, sample_dir, tmp_path)
     test_set = data.build_test_set(DAVIS, sample_dir)
     assert record["model"] == "baseline_repeat" and record["checkpoint"] is None
     assert len(record["items"]) == len(test_set) == 4  # two 9-frame sequences, windows at t = 0 and 2
@@ -208,7 +221,7 @@ def test_repeat_baseline_outputs_frame_i1_and_averages_per_sequence(sample_dir, 
 
 
 def test_average_baseline_outputs_the_mean_of_the_centre_inputs(sample_dir, tmp_path):
-    record = run_baseline("average", UCF, sample_dir, tmp_path)
+    record = baseline_record("average", UCF, sample_dir, tmp_path)
     test_set = data.build_test_set(UCF, sample_dir)
     for index, (item, eval_item) in enumerate(zip(record["items"], test_set.items)):
         frames, _ = test_set[index]
@@ -229,7 +242,7 @@ def test_every_png_kind_is_scored_as_its_8_bit_rgb(tmp_path, kind):
     for name in ("frame0", "frame1", "framet", "frame2", "frame3"):
         frames[name] = rng.integers(0, 60, (16, 16, 3)).astype(np.uint8) * 4 + 15  # few colours: palettes hold them
         write_kind(item / f"{name}.png", frames[name], kind)
-    record = run_baseline("repeat", UCF, tmp_path / "data", tmp_path / "out")
+    record = baseline_record("repeat", UCF, tmp_path / "data", tmp_path / "out")
     prediction, target = (expected_rgb(frames[name], kind).astype(np.float64) for name in ("frame1", "framet"))
     np.testing.assert_array_equal(load_rgb(tmp_path / "out" / UCF / "0" / "output.png"), prediction)
     expected_psnr = 10 * np.log10(255**2 / np.mean((prediction - target) ** 2))
@@ -240,52 +253,47 @@ def test_refuses_to_replace_earlier_results_without_overwrite(sample_dir, tmp_pa
     run_baseline("repeat", DAVIS, sample_dir, tmp_path)
     results_json = tmp_path / DAVIS / "results.json"
     before = results_json.read_text()
-    with pytest.raises(SystemExit) as excinfo:
-        run_baseline("average", DAVIS, sample_dir, tmp_path)
-    assert "--overwrite" in exit_message(capsys, excinfo)
+    status = run_baseline("average", DAVIS, sample_dir, tmp_path)
+    assert "--overwrite" in exit_message(capsys, status)
     assert results_json.read_text() == before
-    record = run_baseline("average", DAVIS, sample_dir, tmp_path, "--overwrite")
+    record = baseline_record("average", DAVIS, sample_dir, tmp_path, "--overwrite")
     assert json.loads(results_json.read_text())["model"] == record["model"] == "baseline_average"
 
 
 def test_refuses_random_weights_without_allow_random(sample_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # no ./models/stmfnet_mini.pth here: the default checkpoint is missing
-    with pytest.raises(SystemExit) as excinfo:
-        evaluate.main(["--data_dir", str(sample_dir), "--dataset", UCF, "--out_dir", "out", "--device", "cpu"])
-    message = exit_message(capsys, excinfo)
+    status = evaluate.main(["--data_dir", str(sample_dir), "--dataset", UCF, "--out_dir", "out", "--device", "cpu"])
+    message = exit_message(capsys, status)
     assert "stmfnet_mini.pth not found" in message and "--allow_random" in message
     assert not (tmp_path / "out").exists()
 
     args = evaluate.build_parser().parse_args(["--data_dir", str(sample_dir), "--allow_random"])
-    assert cli.resolve_checkpoint(args, evaluate.DEFAULT_CHECKPOINT) is None
+    assert cli.resolve_checkpoint(args.checkpoint, evaluate.DEFAULT_CHECKPOINT, args.allow_random) is None
     typo = evaluate.build_parser().parse_args(["--data_dir", ".", "--allow_random", "--checkpoint", "typo.pth"])
     with pytest.raises(FileNotFoundError, match="typo.pth not found"):
-        cli.resolve_checkpoint(typo, evaluate.DEFAULT_CHECKPOINT)
+        cli.resolve_checkpoint(typo.checkpoint, evaluate.DEFAULT_CHECKPOINT, typo.allow_random)
 
 
 def test_lpips_without_weights_fails_before_any_frame(sample_dir, tmp_path, monkeypatch, capsys):
     empty_hub = tmp_path / "hub"
     monkeypatch.delenv("LPIPS_ALEXNET_WEIGHTS", raising=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(empty_hub))
-    with pytest.raises(SystemExit) as excinfo:
-        run_baseline("average", UCF, sample_dir, tmp_path / "out", "--metrics", "PSNR", "LPIPS")
-    message = exit_message(capsys, excinfo)
+    status = run_baseline("average", UCF, sample_dir, tmp_path / "out", "--metrics", "PSNR", "LPIPS")
+    message = exit_message(capsys, status)
     assert "alexnet-owt-7be5be79.pth" in message and str(empty_hub) in message
     assert not (tmp_path / "out").exists()
 
 
 def test_unknown_dataset_lists_the_valid_names(sample_dir, tmp_path, capsys):
-    with pytest.raises(SystemExit) as excinfo:
-        run_baseline("average", "Vimeo90k_septuplet", sample_dir, tmp_path)
-    message = exit_message(capsys, excinfo)
+    status = run_baseline("average", "Vimeo90k_septuplet", sample_dir, tmp_path)
+    message = exit_message(capsys, status)
     assert "Vimeo90k_septuplet" in message
     assert all(name in message for name in data.TEST_SETS)
 
 
 def test_missing_dataset_folder_names_the_path(tmp_path, capsys):
-    with pytest.raises(SystemExit) as excinfo:
-        run_baseline("average", UCF, tmp_path / "no_data", tmp_path / "out")
-    assert str(tmp_path / "no_data" / "ucf101") in exit_message(capsys, excinfo)
+    status = run_baseline("average", UCF, tmp_path / "no_data", tmp_path / "out")
+    assert str(tmp_path / "no_data" / "ucf101") in exit_message(capsys, status)
 
 
 def test_summary_averages_per_sequence_first():
@@ -355,12 +363,11 @@ def test_a_second_run_into_a_folder_in_use_is_refused_and_changes_nothing(tmp_pa
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(SystemExit) as excinfo:
-            run_baseline("average", UCF, tmp_path / "data", tmp_path / "out", "--overwrite")
+        status = run_baseline("average", UCF, tmp_path / "data", tmp_path / "out", "--overwrite")
     finally:
         holder.kill()
         holder.wait()
-    message = exit_message(capsys, excinfo)
+    message = exit_message(capsys, status)
     assert "another evaluate.py run is writing to" in message and str(tmp_path / "out" / UCF) in message
     assert tree(tmp_path / "out") == before
 
@@ -370,9 +377,8 @@ def test_overwrite_leaves_a_folder_evaluate_did_not_write_alone(tmp_path, capsys
     mine = tmp_path / "out" / UCF
     mine.mkdir(parents=True)
     (mine / "notes.txt").write_text("my notes")
-    with pytest.raises(SystemExit) as excinfo:
-        run_baseline("average", UCF, tmp_path / "data", tmp_path / "out", "--overwrite")
-    assert "not written by evaluate.py" in exit_message(capsys, excinfo)
+    status = run_baseline("average", UCF, tmp_path / "data", tmp_path / "out", "--overwrite")
+    assert "not written by evaluate.py" in exit_message(capsys, status)
     assert tree(tmp_path / "out") == {f"{UCF}/notes.txt": b"my notes"}
 
 
@@ -391,9 +397,8 @@ def test_a_full_disk_mid_run_names_the_file_and_keeps_earlier_files(tmp_path, mo
     run_baseline("repeat", UCF, tmp_path / "data", tmp_path / "out")
     first = tree(tmp_path / "out" / UCF)
     with disk_filling_after(monkeypatch, 2000):  # room for the first 16x16 PNG (~850 bytes), not the second
-        with pytest.raises(SystemExit) as excinfo:
-            run_baseline("average", UCF, tmp_path / "data", tmp_path / "out", "--overwrite")
-    assert excinfo.value.code == 1
+        status = run_baseline("average", UCF, tmp_path / "data", tmp_path / "out", "--overwrite")
+    assert status == 1
     stderr = capsys.readouterr().err
     message = stderr.strip().splitlines()[-1]  # after the progress bar
     assert message.startswith(f"evaluate.py: error: no space left on {tmp_path / 'out' / UCF}/")
@@ -412,9 +417,8 @@ def test_frames_are_checked_before_anything_is_written(tmp_path, capsys, layout,
     write_tiny_ucf(tmp_path / "data", size=(1, 1) if layout == "tiny" else (16, 16))
     if layout == "mixed":
         Image.new("RGB", (20, 16)).save(tmp_path / "data" / "ucf101" / "1" / "frame2.png")
-    with pytest.raises(SystemExit) as excinfo:
-        run_baseline("average", UCF, tmp_path / "data", tmp_path / "out", "--metrics", "PSNR", "SSIM")
-    assert expected in exit_message(capsys, excinfo)
+    status = run_baseline("average", UCF, tmp_path / "data", tmp_path / "out", "--metrics", "PSNR", "SSIM")
+    assert expected in exit_message(capsys, status)
     assert not (tmp_path / "out").exists()
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.failures import ScriptError
+from common.failures import ScriptError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("export_checkpoint", REPO_ROOT / "tools" / "export_checkpoint.py")
@@ -86,8 +86,7 @@ def test_a_crafted_last_pth_runs_no_code(tmp_path, capsys):
     (run / "checkpoint").mkdir(parents=True)
     torch.save({"model": {}, "progress": {"seed": 0, "epoch": 1, "step": 1}, "args": {"batch_size": 1},
                 "payload": _RunsCode(marker)}, run / "checkpoint" / "last.pth")
-    with pytest.raises(SystemExit) as exit_info:
-        export_checkpoint.main(["--run", str(run), "--out", str(tmp_path / "out.pth"), "--data", "x"])
-    assert exit_info.value.code == 2 and not marker.exists() and not (tmp_path / "out.pth").exists()
+    status = export_checkpoint.main(["--run", str(run), "--out", str(tmp_path / "out.pth"), "--data", "x"])
+    assert status == 2 and not marker.exists() and not (tmp_path / "out.pth").exists()
     message = capsys.readouterr().err.strip()
     assert message.count("\n") == 0 and "is not a plain PyTorch checkpoint" in message and "--run" in message

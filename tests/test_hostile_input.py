@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
 import torch
@@ -22,12 +21,13 @@ import evaluate
 import export_onnx
 import interpolate
 import train
+from common.failures import ScriptError
 from deploy.onnx_export import INPUT_NAMES, NETWORK_KEY, OUTPUT_NAME
 from deploy.onnx_runtime import OnnxInterpolator
 from pipeline.checkpoints import epoch_checkpoint_path, last_checkpoint_path
-from pipeline.failures import ScriptError
+from pipeline.conversion import Conversion, model_name
 from pipeline.output_folder import MANIFEST, OutputFolder
-from test_interpolate import FAST, leftovers, random_frames, write_folder, write_video
+from test_interpolate import leftovers, random_frames, write_folder
 from video.readers import numbered_frames
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,9 +35,7 @@ FRAMES = ["--input_fps", "25", "--baseline", "average"]
 
 
 def one_line_error(capsys, main, argv, status: int) -> str:
-    with pytest.raises(SystemExit) as raised:
-        main(argv)
-    assert raised.value.code == status
+    assert main(argv) == status
     error = capsys.readouterr().err.strip().splitlines()
     assert "Traceback" not in "\n".join(error)
     return error[-1]
@@ -118,7 +116,7 @@ def test_an_onnx_model_is_named_by_its_file_and_its_metadata(tmp_path):
     tagged = OnnxInterpolator(onnx_file(tmp_path / "tagged.onnx", "half", {NETWORK_KEY: "student_STMFNet"}), "cpu")
     assert plain.describe() == "onnx:plain.onnx" and tagged.describe() == "onnx:tagged.onnx (student_STMFNet)"
     args = interpolate.build_parser().parse_args(["--input", "x", "--backend", "onnxruntime", "--onnx", "m.onnx"])
-    assert interpolate.model_name(args) == "onnx-m"  # not --net, which ONNX Runtime never runs
+    assert model_name(Conversion.from_args(args)) == "onnx-m"  # not --net, which ONNX Runtime never runs
 
 
 # --- 6. a frame folder is read by one stated rule -----------------------------------------------------------------

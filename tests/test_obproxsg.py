@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import relative_error
-from optim import ORTHANT, PROX_SG, OBProxSG, PhaseSwitches, make_optimizer, make_scheduler
+from optim import ORTHANT, PROX_SG, OBProxSG, PhaseSwitches
+from utility import make_optimizer, make_scheduler
 
 
 def _golden_optimizer(case, dtype=torch.float64):
@@ -199,7 +199,7 @@ def _model_with_a_frozen_parameter():
 )
 def test_make_optimizer_builds_the_named_optimizer_over_trainable_parameters(name, cls):
     model = _model_with_a_frozen_parameter()
-    optimizer = make_optimizer(_args(optimizer=name, lr=0.01), model, steps_per_epoch=50)
+    optimizer = make_optimizer(_args(optimizer=name, lr=0.01), model, 50)
     assert type(optimizer) is cls
     group = optimizer.param_groups[0]
     assert group["lr"] == 0.01
@@ -212,7 +212,7 @@ def test_make_optimizer_uses_the_original_hyper_parameters():
     assert sgd.param_groups[0]["momentum"] == 0.9
     adamax = make_optimizer(_args(optimizer="ADAMax", weight_decay=1e-4), model)
     assert adamax.param_groups[0]["betas"] == (0.9, 0.999) and adamax.param_groups[0]["weight_decay"] == 1e-4
-    obproxsg = make_optimizer(_args(optimizer="OBProxSG", epochs=70), model, steps_per_epoch=123)
+    obproxsg = make_optimizer(_args(optimizer="OBProxSG", epochs=70), model, 123)
     assert (obproxsg.Np, obproxsg.No, obproxsg.epochSize) == (7, "inf", 123)
     assert obproxsg.param_groups[0]["lambda_"] == 1e-4 and obproxsg.param_groups[0]["eps"] == 1e-4
 

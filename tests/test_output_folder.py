@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from pipeline.failures import ScriptError
+from common.failures import ScriptError
 from pipeline.output_folder import LOCK, MANIFEST, OutputFolder, check_output_location
 from pipeline.run_paths import refuse_aliased_paths
 

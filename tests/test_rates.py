@@ -19,6 +19,7 @@ from video.dedup import drop_held_frames
 from video.gaps import CUT, INTERPOLATE, STATIC
 from video.interpolation import raise_planned_frame_rate
 from video.rate_plan import GridPoint, GridStats, MidpointGrid, factor_clock, frames_at_times, parse_rate, rate_clock
+from test_interpolate import converted
 
 FAST = ["--baseline", "average", "--preset", "ultrafast"]
 
@@ -159,7 +160,7 @@ def test_fps_writes_exact_times_over_the_input_span(tmp_path, rate, input_fps):
     clip = write_clip(tmp_path / "in.mp4", 11, 25)
     output = tmp_path / "out.mp4"
     extra = ["--input_fps", input_fps] if input_fps else []
-    summary = interpolate.main([*FAST, "--input", str(clip), "--output", str(output), "--fps", rate, *extra])
+    summary = converted([*FAST, "--input", str(clip), "--output", str(output), "--fps", rate, *extra])
     out_rate, span = parse_rate(rate), Fraction(10, int(input_fps or 25))
     times = packet_times(output)
     assert len(times) == summary["frames_out"] == math.floor(span * out_rate) + 1
@@ -177,9 +178,8 @@ def test_fps_writes_exact_times_over_the_input_span(tmp_path, rate, input_fps):
 ])
 def test_bad_rate_flags_fail_before_any_output(tmp_path, capsys, flags, message):
     clip = write_clip(tmp_path / "in.mp4", 3, 25)
-    with pytest.raises(SystemExit) as raised:
-        interpolate.main([*FAST, "--input", str(clip), "--output", str(tmp_path / "out.mp4"), *flags])
-    assert raised.value.code == 2 and message in capsys.readouterr().err
+    status = interpolate.main([*FAST, "--input", str(clip), "--output", str(tmp_path / "out.mp4"), *flags])
+    assert status == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "out.mp4").exists()
 
 
@@ -188,8 +188,7 @@ def test_fps_needs_a_rate_for_a_folder(tmp_path, capsys):
     folder.mkdir()
     for index in range(3):
         Image.fromarray(np.full((8, 8, 3), 60 + 5 * index, np.uint8)).save(folder / f"{index}.png")
-    with pytest.raises(SystemExit):
-        interpolate.main([*FAST, "--input", str(folder), "--output", str(tmp_path / "out"), "--fps", "60"])
+    assert interpolate.main([*FAST, "--input", str(folder), "--output", str(tmp_path / "out"), "--fps", "60"]) == 2
     assert "pass --input_fps" in capsys.readouterr().err
 
 
@@ -210,14 +209,14 @@ def folder_levels(folder: Path) -> list[int]:
 def test_dedup_replaces_held_frames_at_the_input_rate(tmp_path):
     truth = on_twos_folder(tmp_path / "in", 9)
     run = [*FAST, "--input", str(tmp_path / "in"), "--input_fps", "12", "--fps", "12"]
-    summary = interpolate.main([*run, "--output", str(tmp_path / "dedup"), "--dedup"])
+    summary = converted([*run, "--output", str(tmp_path / "dedup"), "--dedup"])
     assert folder_levels(tmp_path / "dedup") == truth  # the held slots are the midpoints of the drawings
     assert summary["held_frames_dropped"] == 4 and summary["frames_synthesised"] == 4
 
 
 def test_dedup_at_the_default_factor_keeps_timing_and_holds_the_last_drawing(tmp_path):
     truth = on_twos_folder(tmp_path / "in", 10)  # ends on a held frame: nothing after it to move towards
-    summary = interpolate.main([*FAST, "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+    summary = converted([*FAST, "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
                                 "--dedup"])
     levels = folder_levels(tmp_path / "out")
     assert len(levels) == summary["frames_out"] == 19

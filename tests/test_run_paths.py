@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.failures import ScriptError
+from common.failures import ScriptError
 from pipeline.run_paths import OTHER_FLAGS, READ_FLAGS, WRITE_FLAGS, refuse_aliased_paths
 
 # script module -> the flags it needs whatever the pair: (flag,) a switch, (flag, value), (flag, None) a path from
@@ -97,9 +97,8 @@ def test_a_written_flag_naming_a_read_file_is_refused(tmp_path, monkeypatch, cap
     victim = tmp_path / "victim.bin"
     victim.write_bytes(VICTIM)
     argv = [*base_arguments(script, tmp_path, (written, read)), written, str(victim), read, str(victim)]
-    with pytest.raises(SystemExit) as exit_info:
-        importlib.import_module(script).main(argv)
-    assert exit_info.value.code not in (0, None)
+    status = importlib.import_module(script).main(argv)
+    assert status not in (0, None)
     message = capsys.readouterr().err.strip().splitlines()[-1]
     assert written in message and "Traceback" not in capsys.readouterr().err
     assert victim.read_bytes() == VICTIM

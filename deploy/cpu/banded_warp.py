@@ -12,7 +12,6 @@ zeros only at the frame's own edges), and the warp reads the whole frame at the 
 """
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from cupy_module.adacof import RowWarp

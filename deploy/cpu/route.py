@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from deploy.cpu.banded_warp import banded_route, warp_in_bands
 from deploy.cpu.conv3d import ChannelsLastConvTranspose3d, OneDNNConv3d
-from deploy.cpu.fused import fused_route, run_layers
+from deploy.cpu.fused import run_layers
 from deploy.cpu.probe import onednn_unavailable_reason
 from models.feature import UMultiScaleResNext
 from models.gridnet import DownSamplingBlock, LateralBlock, MIMOGridNet, UpSamplingBlock
