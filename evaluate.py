@@ -61,7 +61,8 @@ logger = logging.getLogger("evaluate")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="evaluate.py", description="Frame Interpolation Evaluation", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        prog="evaluate.py", description="Frame Interpolation Evaluation",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--net", type=str, default="student_STMFNet", choices=list(models.MODELS), metavar="NET",
                         help="network to evaluate: " + ", ".join(models.MODELS))
@@ -211,7 +212,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     """Evaluate as the flags say; returns what was written to results.json."""
     dataset_dir = Path(args.out_dir) / args.dataset
-    refuse_aliased_paths(args, written={"--out_dir": dataset_dir})
+    refuse_aliased_paths(vars(args), written={"--out_dir": dataset_dir})
     check_output_location(args.out_dir, "--out_dir")
     # Everything that can fail is checked before the first frame: output folder, device, metrics (LPIPS
     # weights), data, frame sizes, model.
@@ -226,7 +227,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     folder = OutputFolder(dataset_dir, "evaluate.py", "--out_dir",
                           [*output_files(test_set, args.save_grid), *RESULT_FILES, LOG_FILE])
     frame_folders = {path.parent for item in test_set.items for path in item.frame_paths}
-    refuse_aliased_paths(args, written={"--out_dir": dataset_dir}, read={"--data_dir": [test_set.root, *frame_folders]})
+    refuse_aliased_paths(vars(args), written={"--out_dir": dataset_dir},
+                         read={"--data_dir": [test_set.root, *frame_folders]})
     folder.check(args.overwrite)
     check_frames(test_set, list(metrics))
     try:

@@ -73,7 +73,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 def export(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
-        refuse_aliased_paths(args)
+        refuse_aliased_paths(vars(args))
         out = check_arguments(args)
         torch.manual_seed(args.seed)
         model = models.get_model_class(args.net)(args)

@@ -242,7 +242,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def make_demo_data(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    refuse_aliased_paths(args)
+    refuse_aliased_paths(vars(args))
     if not args.video.is_file():
         raise ScriptError(f"--video {args.video} not found")
     if args.test_synthetic < 0:

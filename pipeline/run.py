@@ -191,7 +191,7 @@ def start_run(args: argparse.Namespace, program: str) -> Iterator[Run]:
     block ends), logs to ``--out_dir`` (rank 0), reads ``last.pth`` for ``--resume`` and seeds every generator
     (with rank 0's seed on every process)."""
     try:
-        refuse_aliased_paths(args)
+        refuse_aliased_paths(vars(args))
         check_output_location(args.out_dir, "--out_dir")
         check_training_arguments(args)
     except ValueError as error:

@@ -10,7 +10,6 @@ none of them.
 """
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Union
@@ -51,30 +50,31 @@ def _inside(path: Path, folder: Path) -> bool:
     return folder.resolve() in path.resolve().parents
 
 
-def flag_paths(args: Union[argparse.Namespace, Mapping[str, object]], names: Iterable[str]) -> dict[str, list[Path]]:
-    """``{--flag: paths}`` of the arguments ``names`` that ``args`` holds and that are set."""
-    values = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
+def flag_paths(flags: Mapping[str, object], names: Iterable[str]) -> dict[str, list[Path]]:
+    """``{--flag: paths}`` of the arguments ``names`` that ``flags`` (values by argument name, e.g.
+    ``vars(args)``) holds and that are set."""
     found = {}
     for name in names:
-        paths = _as_paths(values.get(name))  # type: ignore[arg-type]
+        paths = _as_paths(flags.get(name))  # type: ignore[arg-type]
         if paths:
             found[f"--{name}"] = paths
     return found
 
 
 def refuse_aliased_paths(
-    args: Union[argparse.Namespace, Mapping[str, object]],
+    flags: Mapping[str, object],
     written: Optional[Mapping[str, PathValue]] = None,
     read: Optional[Mapping[str, PathValue]] = None,
 ) -> None:
     """Raise ScriptError (one line, naming both flags) when a path the run writes aliases one it reads.
 
-    The paths come from ``args`` by :data:`READ_FLAGS` and :data:`WRITE_FLAGS`; ``written`` and ``read`` replace
-    or add paths a script derives (``{"--out_dir": the folder really written}``).
+    The paths come from ``flags`` (values by argument name, e.g. ``vars(args)``) by :data:`READ_FLAGS` and
+    :data:`WRITE_FLAGS`; ``written`` and ``read`` replace or add paths a script derives (``{"--out_dir": the
+    folder really written}``).
     """
-    writes = flag_paths(args, WRITE_FLAGS)
+    writes = flag_paths(flags, WRITE_FLAGS)
     writes.update({flag: _as_paths(value) for flag, value in (written or {}).items()})
-    reads = flag_paths(args, READ_FLAGS)
+    reads = flag_paths(flags, READ_FLAGS)
     reads.update({flag: _as_paths(value) for flag, value in (read or {}).items()})
     for write_flag, write_paths in writes.items():
         for written_path in write_paths:

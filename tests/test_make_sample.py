@@ -98,3 +98,19 @@ def test_snufilm_extreme_quintuplet_is_16_frames_apart(sample_dir, video_frames)
 def test_refuses_to_overwrite_without_force(sample_dir):
     with pytest.raises(FileExistsError, match="vimeo_septuplet"):
         build_sample(DEFAULT_VIDEO, sample_dir)
+
+
+def test_data_frames_are_ffmpeg_s_rgb24_conversion_from_the_one_decoder(tmp_path):
+    """The data sets keep the values every shipped figure was made from: FFmpeg's rgb24 conversion (swscale,
+    BT.601), decoded by video/readers.py, which also names a file it cannot read."""
+    import av
+
+    with av.open(str(DEFAULT_VIDEO)) as container:
+        direct = [frame.to_ndarray(format="rgb24") for _, frame in zip(range(3), container.decode(video=0))]
+    frames = read_video_frames(DEFAULT_VIDEO, max_frames=3)
+    assert len(frames) == 3 and all((a == b).all() for a, b in zip(frames, direct))
+    with pytest.raises(FileNotFoundError, match="missing.mp4 does not exist"):
+        read_video_frames(tmp_path / "missing.mp4")
+    (tmp_path / "noise.mp4").write_bytes(b"not a video" * 100)
+    with pytest.raises(ValueError, match="noise.mp4"):
+        read_video_frames(tmp_path / "noise.mp4")

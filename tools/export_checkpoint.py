@@ -123,7 +123,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def export_run(args: argparse.Namespace) -> None:
-    refuse_aliased_paths(args)
+    refuse_aliased_paths(vars(args))
     metadata = export(args.run, args.out, args.data, args.started_from)
     for name, value in metadata.items():
         print(f"{name}: {value}")
