@@ -28,7 +28,7 @@ from models import MODELS, get_model_class
 from models.checkpoint import load_checkpoint
 from optim import OPTIMIZERS
 from pipeline.cli import checked_by, non_negative_float
-from pipeline.run import add_training_arguments, retry_hint, start_run
+from pipeline.run import TrainingOptions, add_training_arguments, retry_hint, start_run
 from pipeline.teacher import TEACHER_MODES, FrozenTeacher
 from pipeline.training import build_training_data, train
 
@@ -96,11 +96,11 @@ def distillation_step(
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    return run_script(build_parser(), argv, run_distillation, retry=retry_hint)
+    return run_script(build_parser(), argv, run_distillation, retry=lambda args: retry_hint(args.out_dir))
 
 
 def run_distillation(args: argparse.Namespace) -> None:
-    with start_run(args, "distill.py") as run:
+    with start_run(TrainingOptions.from_args(args), vars(args), "distill.py") as run:
         logger.info("Distilling %s from %s on %s, seed %d", args.student, args.teacher, run.device, run.seed)
         data = build_training_data(run)
         teacher = load_teacher(args, run.device)

@@ -25,7 +25,7 @@ from losses import DiscriminatorConfig, Loss, parse_loss_spec
 from models import MODELS, get_model_class
 from optim import OPTIMIZERS
 from pipeline.cli import checked_by
-from pipeline.run import add_training_arguments, retry_hint, start_run
+from pipeline.run import TrainingOptions, add_training_arguments, retry_hint, start_run
 from pipeline.training import build_training_data, train
 
 logger = logging.getLogger("train")
@@ -52,11 +52,11 @@ def training_step(model: nn.Module, loss: Loss, frames: Sequence[Tensor]) -> tup
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    return run_script(build_parser(), argv, run_training, retry=retry_hint)
+    return run_script(build_parser(), argv, run_training, retry=lambda args: retry_hint(args.out_dir))
 
 
 def run_training(args: argparse.Namespace) -> None:
-    with start_run(args, "train.py") as run:
+    with start_run(TrainingOptions.from_args(args), vars(args), "train.py") as run:
         logger.info("Training %s on %s, seed %d", args.net, run.device, run.seed)
         data = build_training_data(run)
         model = get_model_class(args.net)(args)

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import logging
 import random
-from argparse import Namespace
 from bisect import bisect_right
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 import torch
@@ -110,9 +109,9 @@ def save_last_checkpoint(
     scheduler: Any,
     loss: nn.Module,
     progress: dict[str, Any],
-    args: Namespace,
+    flags: Mapping[str, Any],
 ) -> Path:
-    """Write ``last.pth``: every state needed to resume, plus the run's arguments for reference."""
+    """Write ``last.pth``: every state needed to resume, plus the run's flags (values by name) for reference."""
     path = last_checkpoint_path(out_dir)
     atomic_save(
         {
@@ -122,7 +121,7 @@ def save_last_checkpoint(
             "loss": loss.state_dict(),
             "progress": progress,
             "rng": rng_states(),
-            "args": vars(args),
+            "args": dict(flags),
         },
         path,
     )
@@ -200,10 +199,11 @@ def restore_last_checkpoint(
     return state["progress"]
 
 
-def changed_arguments(saved: dict[str, Any], current: Namespace, ignore: tuple[str, ...]) -> dict[str, tuple]:
-    """Arguments whose value differs from the resumed run's: {name: (saved, current)}."""
+def changed_arguments(saved: Mapping[str, Any], current: Mapping[str, Any], ignore: tuple[str, ...]
+                      ) -> dict[str, tuple]:
+    """Flags whose value differs from the resumed run's: {name: (saved, current)}."""
     changes = {}
-    for name, value in vars(current).items():
+    for name, value in current.items():
         if name in ignore:
             continue
         previous: Optional[Any] = saved.get(name)
@@ -248,7 +248,7 @@ class Progress:
 
 
 def start_progress(
-    args: Namespace,
+    flags: Mapping[str, Any],
     seed: int,
     steps_per_epoch: int,
     world_size: int,
@@ -257,22 +257,22 @@ def start_progress(
 ) -> Progress:
     """A new run's progress, or, with the ``last.pth`` contents of ``--resume``, the saved one after restoring every
     state into the freshly built objects ``states`` (:func:`restore_last_checkpoint`'s keywords), warning about
-    flags that changed since.
+    ``flags`` (this run's values by name) that changed since.
 
     A run may resume with another number of processes when the items per step (processes x ``--batch_size``) stay
     the same: its steps then take the same items, and ``epoch_step`` locates the resumed step for any split.
     """
     if resume_state is None:
         return Progress(seed=seed, steps_per_epoch=steps_per_epoch, world_size=world_size)
-    _check_items_per_step(resume_state, args.batch_size, world_size)
+    _check_items_per_step(resume_state, flags["batch_size"], world_size)
     ignored = (*RESUME_FREE_FLAGS, "batch_size")  # checked above, with the number of processes
-    changes = changed_arguments(resume_state["args"], args, ignored)
+    changes = changed_arguments(resume_state["args"], flags, ignored)
     for name, (before, now) in changes.items():
         logger.warning("--%s is %s in the resumed run, %s before", name, now, before)
     new_schedule = states["scheduler"].state_dict()
     progress = Progress.from_dict(restore_last_checkpoint(resume_state, **states))
     if set(changes) & set(SCHEDULE_FLAGS):
-        continue_on_new_schedule(states["scheduler"], new_schedule, args.lr, "lr" in changes)
+        continue_on_new_schedule(states["scheduler"], new_schedule, flags["lr"], "lr" in changes)
     if progress.steps_per_epoch != steps_per_epoch:
         raise ScriptError(
             f"--resume: the run had {progress.steps_per_epoch} steps per epoch, now {steps_per_epoch}; keep "

@@ -9,7 +9,7 @@ import datetime
 import logging
 import random
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
@@ -42,11 +42,48 @@ MIN_PATCH_SIZE = 32
 
 
 @dataclass(frozen=True)
-class Run:
-    """A started run: its flags, this process's device, the seed of every generator, and the contents of
-    ``last.pth`` when it continues an earlier run (``--resume``), else None."""
+class TrainingOptions:
+    """The flags of :func:`add_training_arguments` that the run reads, as the parser gives them (``train.py
+    --help`` describes each and holds the defaults)."""
 
-    args: argparse.Namespace
+    data_dir: str
+    out_dir: str
+    train_sets: Sequence[str]
+    patch_size: int
+    batch_size: int
+    samples_per_epoch: Optional[int]
+    num_workers: int
+    epochs: int
+    max_steps: Optional[int]
+    optimizer: str
+    lr: float
+    weight_decay: float
+    decay_type: str
+    lr_decay: int
+    gamma: float
+    patience: Optional[int]
+    load: Optional[str]
+    resume: bool
+    seed: Optional[int]
+    sync_bn: bool
+    pwc_weights: Optional[str]
+    device: str
+    gpu_id: int
+
+    @classmethod
+    def from_args(cls, args: Any) -> TrainingOptions:
+        """The options of a training script's parsed flags (any object with the attributes)."""
+        return cls(**{item.name: getattr(args, item.name) for item in fields(cls)})
+
+
+@dataclass(frozen=True)
+class Run:
+    """A started run: its options, every flag of its script by name (recorded in config.txt and ``last.pth``),
+    this process's device, the seed of every generator, and the contents of ``last.pth`` when it continues an
+    earlier run (``--resume``), else None."""
+
+    options: TrainingOptions
+    flags: dict[str, Any]
     device: torch.device
     seed: int
     resume_state: Optional[dict[str, Any]]
@@ -149,71 +186,71 @@ def patch_size(text: str) -> int:
     return value
 
 
-def check_training_arguments(args: argparse.Namespace) -> None:
+def check_training_arguments(options: TrainingOptions) -> None:
     """Refuse values the loop cannot run with, naming the flag."""
     for name in ("epochs", "batch_size", "patch_size", "samples_per_epoch", "max_steps"):
-        value = getattr(args, name)
+        value = getattr(options, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name} must be a positive number, got {value}")
-    if args.num_workers < 0:
-        raise ValueError(f"--num_workers must be 0 or more, got {args.num_workers}")
-    if args.seed is not None and args.seed < 0:
-        raise ValueError(f"--seed must be 0 or more, got {args.seed}")
-    if parse_decay_type(args.decay_type)[0] == "plateau" and args.patience is None:
+    if options.num_workers < 0:
+        raise ValueError(f"--num_workers must be 0 or more, got {options.num_workers}")
+    if options.seed is not None and options.seed < 0:
+        raise ValueError(f"--seed must be 0 or more, got {options.seed}")
+    if parse_decay_type(options.decay_type)[0] == "plateau" and options.patience is None:
         raise ValueError("--decay_type plateau needs --patience N (epochs without improvement)")
-    if args.pwc_weights is not None:
+    if options.pwc_weights is not None:
         try:
-            PWCNet(args.pwc_weights)
+            PWCNet(options.pwc_weights)
         except (OSError, ValueError) as error:
             raise ValueError(f"--pwc_weights: {error}; give pytorch-pwc's network-default.pytorch") from error
     # A new run would overwrite the checkpoints of an earlier one in the same folder.
-    earlier = sorted(checkpoint_dir(args.out_dir).glob("*.pth")) if not args.resume else []
-    if earlier and last_checkpoint_path(args.out_dir).exists():
+    earlier = sorted(checkpoint_dir(options.out_dir).glob("*.pth")) if not options.resume else []
+    if earlier and last_checkpoint_path(options.out_dir).exists():
         raise ValueError(
-            f"--out_dir {args.out_dir} already holds the checkpoints of a run ({earlier[-1].name}, ...): continue it "
+            f"--out_dir {options.out_dir} already holds the checkpoints of a run ({earlier[-1].name}, ...): continue it "
             f"with --resume, or choose another --out_dir"
         )
     if earlier:
-        raise ValueError(f"--out_dir {args.out_dir} holds {earlier[-1].name} but no last.pth: "
-                         f"{without_last_checkpoint(args.out_dir)}")
+        raise ValueError(f"--out_dir {options.out_dir} holds {earlier[-1].name} but no last.pth: "
+                         f"{without_last_checkpoint(options.out_dir)}")
 
 
-def retry_hint(args: argparse.Namespace) -> str:
-    """How to carry on after a full disk: with ``--resume`` once the run has a ``last.pth``."""
-    return "continue with --resume" if last_checkpoint_path(args.out_dir).exists() else "run again"
+def retry_hint(out_dir: PathType) -> str:
+    """How to carry on after a full disk: with ``--resume`` once the run in ``out_dir`` has a ``last.pth``."""
+    return "continue with --resume" if last_checkpoint_path(out_dir).exists() else "run again"
 
 
 @contextlib.contextmanager
-def start_run(args: argparse.Namespace, program: str) -> Iterator[Run]:
-    """The common start of train.py and distill.py, used as ``with start_run(args, program) as run:`` inside
-    :func:`common.failures.run_script` (with :func:`retry_hint`). Checks the flags (a bad value is a
-    ``ScriptError`` naming it), picks the device (under torchrun: joins the process group, left again when the
-    block ends), logs to ``--out_dir`` (rank 0), reads ``last.pth`` for ``--resume`` and seeds every generator
-    (with rank 0's seed on every process)."""
+def start_run(options: TrainingOptions, flags: dict[str, Any], program: str) -> Iterator[Run]:
+    """The common start of train.py and distill.py, used as ``with start_run(options, vars(args), program) as
+    run:`` inside :func:`common.failures.run_script` (with :func:`retry_hint`); ``flags`` are every flag of the
+    script by name. Checks the flags (a bad value is a ``ScriptError`` naming it), picks the device (under
+    torchrun: joins the process group, left again when the block ends), logs to ``--out_dir`` (rank 0), reads
+    ``last.pth`` for ``--resume`` and seeds every generator (with rank 0's seed on every process)."""
     try:
-        refuse_aliased_paths(vars(args))
-        check_output_location(args.out_dir, "--out_dir")
-        check_training_arguments(args)
+        refuse_aliased_paths(flags)
+        check_output_location(options.out_dir, "--out_dir")
+        check_training_arguments(options)
     except ValueError as error:
         raise ScriptError(str(error)) from error
-    with distributed.process_group(args.device, args.gpu_id) as device:
+    with distributed.process_group(options.device, options.gpu_id) as device:
         if distributed.is_main_process():
-            setup_logging(args.out_dir)
+            setup_logging(options.out_dir)
         else:
             distributed.setup_secondary_logging()
-        if args.sync_bn:
+        if options.sync_bn:
             distributed.check_sync_batchnorm(device)
-        resume_state = load_last_checkpoint(args.out_dir) if args.resume else None
+        resume_state = load_last_checkpoint(options.out_dir) if options.resume else None
         if resume_state is not None:
-            check_same_networks(resume_state, vars(args), program, last_checkpoint_path(args.out_dir))
-        seed = resume_state["progress"]["seed"] if resume_state else resolve_seed(args.seed)
+            check_same_networks(resume_state, flags, program, last_checkpoint_path(options.out_dir))
+        seed = resume_state["progress"]["seed"] if resume_state else resolve_seed(options.seed)
         seed = distributed.broadcast_int(seed, device)
         seed_everything(seed)
         if distributed.is_distributed():
             logger.info("Process group of %d processes (%s), %d items per step (--batch_size %d each)",
-                        distributed.world_size(), torch.distributed.get_backend(), args.batch_size *
-                        distributed.world_size(), args.batch_size)
-        yield Run(args, device, seed, resume_state)
+                        distributed.world_size(), torch.distributed.get_backend(), options.batch_size *
+                        distributed.world_size(), options.batch_size)
+        yield Run(options, dict(flags), device, seed, resume_state)
 
 
 def resolve_seed(seed: Optional[int]) -> int:
@@ -228,11 +265,11 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-def write_config(out_dir: PathType, args: argparse.Namespace) -> None:
-    """Append the run's arguments to ``out_dir/config.txt`` in the original's format (time stamp, then one
-    ``name: value`` line per argument); only rank 0 of a distributed run writes."""
+def write_config(out_dir: PathType, flags: dict[str, Any]) -> None:
+    """Append the run's flags (values by name) to ``out_dir/config.txt`` in the original's format (time stamp, then
+    one ``name: value`` line per argument); only rank 0 of a distributed run writes."""
     if not distributed.is_main_process():
         return
     now = datetime.datetime.now().strftime("%Y-%m-%d-%H:%M:%S")
-    lines = [now, ""] + [f"{name}: {value}" for name, value in vars(args).items()] + [""]
+    lines = [now, ""] + [f"{name}: {value}" for name, value in flags.items()] + [""]
     append_text_atomically(Path(out_dir) / "config.txt", "\n".join(lines) + "\n")

@@ -10,7 +10,6 @@ function always receives the module that averages gradients across processes.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from pipeline.checkpoints import (
     save_last_checkpoint,
     start_progress,
 )
-from pipeline.run import Run, write_config
+from pipeline.run import Run, TrainingOptions, write_config
 from pipeline.sparsity import append_density, plot_curves, sparsity_report, width_suggestion_lines, write_report
 from pipeline.validation import ValidationScores, build_validation_loader, validate_model
 
@@ -68,17 +67,17 @@ class TrainingData:
 
 def build_training_data(run: Run) -> TrainingData:
     """The training sets named by ``--train_sets`` and the Vimeo-90K test list for validation."""
-    args = run.args
+    options = run.options
     num_replicas, rank = distributed.world_size(), distributed.rank()
     try:
-        train_set = build_training_set(args.data_dir, args.patch_size, args.train_sets, args.samples_per_epoch)
+        train_set = build_training_set(options.data_dir, options.patch_size, options.train_sets, options.samples_per_epoch)
         valid_loader = build_validation_loader(
-            args.data_dir, args.patch_size, args.batch_size, args.num_workers, num_replicas=num_replicas, rank=rank
+            options.data_dir, options.patch_size, options.batch_size, options.num_workers, num_replicas=num_replicas, rank=rank
         )
     except (FileNotFoundError, ValueError) as error:  # a missing set or list, or a list naming missing folders
         raise ScriptError(str(error)) from error
     train_loader, sampler = build_training_loader(
-        train_set, args.batch_size, run.seed, args.num_workers, num_replicas=num_replicas, rank=rank
+        train_set, options.batch_size, run.seed, options.num_workers, num_replicas=num_replicas, rank=rank
     )
     logger.info("%d training items (%d steps per epoch), %d validation items",
                 len(train_set), len(train_loader), len(valid_loader.dataset))
@@ -104,27 +103,27 @@ def train(
 
     A non-finite loss stops the run with :class:`NonFiniteLossError`.
     """
-    args, device = run.args, run.device
+    options, device = run.options, run.device
     model = model.to(device)
-    if args.sync_bn:
+    if options.sync_bn:
         model = distributed.use_sync_batchnorm(model, device)
-    _load_starting_weights(model, args.load, run.resumed)
+    _load_starting_weights(model, options.load, run.resumed)
     loss = loss.to(device)
-    optimizer = make_optimizer(model, args.optimizer, args.lr, args.weight_decay, args.epochs, data.steps_per_epoch)
-    scheduler = make_scheduler(optimizer, args.decay_type, args.gamma, args.lr_decay, args.patience)
+    optimizer = make_optimizer(model, options.optimizer, options.lr, options.weight_decay, options.epochs, data.steps_per_epoch)
+    scheduler = make_scheduler(optimizer, options.decay_type, options.gamma, options.lr_decay, options.patience)
     logger.info("Loss %s, optimizer %s", loss.extra_repr(), type(optimizer).__name__)
 
-    progress = start_progress(args, run.seed, data.steps_per_epoch, distributed.world_size(), run.resume_state,
+    progress = start_progress(run.flags, run.seed, data.steps_per_epoch, distributed.world_size(), run.resume_state,
                               model=model, optimizer=optimizer, scheduler=scheduler, loss=loss)
     if run.resumed and distributed.is_main_process():
-        restore_epoch_checkpoint(args.out_dir, model, progress)
-    write_config(args.out_dir, args)
+        restore_epoch_checkpoint(options.out_dir, model, progress)
+    write_config(options.out_dir, run.flags)
     trained_model = distributed.wrap_model(model, device)
     distributed.replicate_loss(loss)
 
     loop = TrainingLoop(
         model=model, trained_model=trained_model, step=step, loss=loss, optimizer=optimizer, scheduler=scheduler,
-        data=data, device=device, args=args, progress=progress, log_points=log_points,
+        data=data, device=device, options=options, flags=run.flags, progress=progress, log_points=log_points,
         report_sparsity=report_sparsity,
     )
     loop.run()
@@ -163,20 +162,21 @@ class TrainingLoop:
     scheduler: Any
     data: TrainingData
     device: torch.device
-    args: argparse.Namespace
+    options: TrainingOptions
+    flags: dict[str, Any]
     progress: Progress
     log_points: int = 20
     report_sparsity: bool = False
 
     def __post_init__(self) -> None:
-        self.out_dir = Path(self.args.out_dir)
+        self.out_dir = Path(self.options.out_dir)
         self.phases = PhaseSwitches(self.optimizer)
 
     def finished(self) -> bool:
-        return self.progress.epoch >= self.args.epochs or self._max_steps_reached()
+        return self.progress.epoch >= self.options.epochs or self._max_steps_reached()
 
     def _max_steps_reached(self) -> bool:
-        return self.args.max_steps is not None and self.progress.step >= self.args.max_steps
+        return self.options.max_steps is not None and self.progress.step >= self.options.max_steps
 
     def run(self) -> None:
         """Train until ``--epochs`` epochs or ``--max_steps`` steps are done; raises NonFiniteLossError."""
@@ -184,7 +184,7 @@ class TrainingLoop:
         logger.info("********STARTING FROM EPOCH %d (step %d)********", progress.epoch, progress.step)
         if self.finished():
             logger.info("Nothing to do: %d of %d epochs and %d steps (--max_steps %s) already done",
-                        progress.epoch, self.args.epochs, progress.step, self.args.max_steps)
+                        progress.epoch, self.options.epochs, progress.step, self.options.max_steps)
         while not self.finished():
             epoch_complete = self.train_epoch()
             self.end_epoch(epoch_complete)
@@ -220,7 +220,7 @@ class TrainingLoop:
             progress.psnr_count += round(psnr_count)
             if progress.epoch_step % log_every == 0:
                 logger.info("{:<13s}{:<14s}{:<6s}{:<16s}{:<12s}{:<20.16f}".format(
-                    "Train Epoch: ", f"[{progress.epoch + 1}/{self.args.epochs}]", "Step: ",
+                    "Train Epoch: ", f"[{progress.epoch + 1}/{self.options.epochs}]", "Step: ",
                     f"[{progress.epoch_step}/{progress.steps_per_epoch}]", "train loss: ", loss_value))
             if self._max_steps_reached():
                 break
@@ -240,11 +240,11 @@ class TrainingLoop:
         if epoch_complete:
             progress.epoch += 1
             progress.start_epoch()
-            if self.args.decay_type != "plateau":
+            if self.options.decay_type != "plateau":
                 self.scheduler.step()
         distributed.broadcast_buffers(self.model)  # every process scores the model rank 0 saves
         scores = validate_model(self.model, self.data.valid_loader, self.device)
-        if epoch_complete and self.args.decay_type == "plateau":
+        if epoch_complete and self.options.decay_type == "plateau":
             self.scheduler.step(scores.psnr)
         record.update(epoch=progress.epochs_done(), valid_psnr=scores.psnr, valid_ssim=scores.ssim)
         if self.report_sparsity:
@@ -261,7 +261,7 @@ class TrainingLoop:
         # last.pth first: a run killed between the two writes resumes from it and restores the epoch file.
         save_last_checkpoint(
             self.out_dir, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler, loss=self.loss,
-            progress=progress.to_dict(), args=self.args,
+            progress=progress.to_dict(), flags=self.flags,
         )
         model_path = save_epoch_checkpoint(self.model, self.out_dir, epoch_number)
         logger.info("Saved %s and %s", model_path, last_checkpoint_path(self.out_dir))
@@ -282,7 +282,7 @@ class TrainingLoop:
 
     def _log_validation(self, epoch_number: int, record: dict[str, Any], epoch_complete: bool) -> None:
         stopped = "" if epoch_complete else f" (stopped by --max_steps at step {record['step']})"
-        message = (f"Train Epoch: [{epoch_number}/{self.args.epochs}]  Train PSNR: {record['train_psnr']:<3.2f}  "
+        message = (f"Train Epoch: [{epoch_number}/{self.options.epochs}]  Train PSNR: {record['train_psnr']:<3.2f}  "
                    f"Valid PSNR: {record['valid_psnr']:<3.2f}  Valid SSIM: {record['valid_ssim']:<3.2f}")
         if "density" in record:
             message += f"  Density: {record['density']:<3.2f}"

@@ -297,7 +297,7 @@ def earlier_run(script: str, *flags: str) -> Callable[[Path, pytest.MonkeyPatch]
         loss = Loss("1*Lap", DiscriminatorConfig(args.patch_size, args.optimizer, args.lr, args.weight_decay))
         progress = Progress(seed=3, steps_per_epoch=3, step=1, epoch_step=1).to_dict()
         save_last_checkpoint(tmp / "run", model=model, optimizer=optimizer, scheduler=make_scheduler(args, optimizer),
-                             loss=loss, progress=progress, args=args)
+                             loss=loss, progress=progress, flags=vars(args))
 
     return prepare
 

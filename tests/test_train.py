@@ -205,7 +205,7 @@ def test_resume_removes_the_temporaries_of_a_killed_checkpoint_write(tmp_path):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     args = train.build_parser().parse_args(["--data_dir", "x", "--out_dir", str(out_dir)])
     save_last_checkpoint(out_dir, model=model, optimizer=optimizer, scheduler=torch.optim.lr_scheduler.StepLR(
-        optimizer, step_size=1), loss=torch.nn.Module(), progress={"step": 1}, args=args)
+        optimizer, step_size=1), loss=torch.nn.Module(), progress={"step": 1}, flags=vars(args))
     killed = last_checkpoint_path(out_dir).with_name(f".last.{finished.pid}-0123abcd.partial.pth")
     killed.write_bytes(b"half a checkpoint")
     assert load_last_checkpoint(out_dir)["progress"] == {"step": 1}
@@ -231,7 +231,7 @@ def test_failed_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
     args = train.build_parser().parse_args(["--data_dir", "x", "--out_dir", str(tmp_path)])
-    states = dict(model=model, optimizer=optimizer, scheduler=scheduler, loss=torch.nn.Module(), args=args)
+    states = dict(model=model, optimizer=optimizer, scheduler=scheduler, loss=torch.nn.Module(), flags=vars(args))
     path = save_last_checkpoint(tmp_path, progress={"step": 1}, **states)
     saved = path.read_bytes()
 
@@ -344,7 +344,7 @@ def _resume_with_schedule(old_flags: dict, new_flags: dict, epochs_done: int) ->
              "scheduler": scheduler.state_dict(), "loss": {}, "rng": rng_states(),
              "progress": Progress(seed=0, steps_per_epoch=4, epoch=epochs_done).to_dict()}
     new_args, model, optimizer, scheduler = build(new_flags)
-    start_progress(new_args, 0, 4, 1, saved, model=model, optimizer=optimizer, scheduler=scheduler,
+    start_progress(vars(new_args), 0, 4, 1, saved, model=model, optimizer=optimizer, scheduler=scheduler,
                    loss=torch.nn.Module())
     assert scheduler.last_epoch == epochs_done
     return optimizer
