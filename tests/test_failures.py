@@ -103,3 +103,19 @@ def test_no_script_or_library_exits_by_itself():
                     line.strip() != "sys.exit(main())":
                 offenders.append(f"{relative}:{number}: {line.strip()}")
     assert offenders == []
+
+
+def test_nothing_imports_a_script():
+    """The repository root's modules (the scripts, and utility.py for code written against the original) are
+    entry points: library code and tools call the library (pipeline/conversion.py for interpolate.py's run)."""
+    scripts = {path.stem for path in REPO.glob("*.py")}
+    offenders = []
+    for path in sorted(REPO.rglob("*.py")):
+        relative = path.relative_to(REPO)
+        if relative.parts[0] in ("tests", ".git") or len(relative.parts) == 1:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            match = re.match(r"\s*(?:from|import) (\w+)", line)
+            if match and match.group(1) in scripts:
+                offenders.append(f"{relative}:{number}: {line.strip()}")
+    assert offenders == []

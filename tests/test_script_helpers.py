@@ -120,3 +120,19 @@ def test_setup_logging_without_a_folder_logs_to_the_console_only(tmp_path, capsy
     cli.setup_logging().info("console only")
     assert "console only" in capsys.readouterr().out
     assert not any(isinstance(handler, logging.FileHandler) for handler in logging.getLogger().handlers)
+
+
+def test_a_new_file_path_is_checked_before_the_run(tmp_path):
+    from common.failures import ScriptError
+
+    (tmp_path / "kept.json").write_text("mine")
+    safe_write.check_new_file(tmp_path / "new.json", "--json", replace=False)
+    safe_write.check_new_file(tmp_path / "kept.json", "--json", replace=True)
+    for path, replace, message in [
+        (tmp_path, False, "is a folder"),
+        (tmp_path / "kept.json", False, "exists; pass --overwrite"),
+        (tmp_path / "missing" / "new.json", False, "does not exist"),
+    ]:
+        with pytest.raises(ScriptError, match=message):
+            safe_write.check_new_file(path, "--json", replace)
+    assert (tmp_path / "kept.json").read_text() == "mine"
