@@ -115,6 +115,183 @@ class Conversion:
         return flat
 
 
+def convert(settings: Conversion) -> dict[str, object]:
+    """Raise the frame rate of ``settings.input`` into ``settings.output`` and return the run's summary (also
+    logged, and written to ``settings.report``). Bad settings or input raise :class:`ScriptError` before anything
+    is written; a failure during the run raises it with exit status 1 once the partial output is removed; Ctrl-C
+    and SIGTERM raise :class:`Interrupted`."""
+    # Everything that can fail is checked before the output is opened: arguments, device, input, output, model.
+    try:
+        flags = settings.flags()
+        # --out_dir only places the default output name (checked once it is known, below) unless it is a file.
+        out_dir_file = None if settings.output is not None or Path(settings.out_dir).is_dir() else settings.out_dir
+        refuse_aliased_paths(flags, written={"--out_dir": out_dir_file})
+        settings = checked(settings)
+        device = cli.select_device(settings.device, settings.gpu_id)
+        settings.runtime.check(device)
+        input_rate = cli.exact_frame_rate(settings.input_fps, "--input_fps") if settings.input_fps else None
+        if is_y4m_path(settings.input):
+            source: FrameSource = Y4MSource(settings.input, input_rate, settings.yuv_matrix, settings.allow_truncated)
+        else:
+            source = open_source(settings.input, settings.size, settings.pix_fmt, settings.bit_depth, input_rate,
+                                 settings.yuv_matrix,
+                                 settings.allow_truncated)
+        check_rate(settings, source.info.frame_rate)
+        rate = output_rate(settings, source.info.frame_rate)
+        output = resolve_output(settings, source, rate)
+        is_video = output.suffix != ""
+        is_y4m = is_y4m_path(str(output))
+        to_stdout = settings.output == STDIO
+        refuse_aliased_paths(flags, written={"--output": output, "--out_dir": None}, read={"--input": source.info.path})
+        target = output if to_stdout else check_output(output, source.info.path, is_video, settings.overwrite)
+        if settings.report is not None:
+            check_report_path(Path(settings.report), output, settings.overwrite)
+        if is_video:
+            output_format = output_pixel_format(settings, source.info)
+        else:
+            png_bits = png_bit_depth(settings.out_pix_fmt, source.info.bit_depth)
+            output_format = "rgb24" if png_bits == 8 else "rgb48be"
+        log_colour(source.info, output_format)
+        input_times: list[Optional[Fraction]] = []
+        input_planes: deque[Optional[Planes]] = deque()
+        coded = source.coded_frames()
+        slotted = bool(settings.fps or settings.dedup) and bool(settings.input_fps or source.info.frame_rate is None)
+        if slotted:  # the grid counts in seconds: without times of its own (or with --input_fps) frame k is at k / rate
+            coded = slot_times(coded, source.info.frame_rate or Fraction(1))
+        frames = recorded(coded, input_times, input_planes)
+        if settings.max_frames is not None:
+            frames = islice(frames, settings.max_frames)
+        head = list(islice(frames, 2))
+        if len(head) < 2:
+            raise ValueError(f"{source.info.path} has {len(head)} frame(s); interpolation needs at least 2")
+        interpolate = build_interpolator(settings, device)
+    except ScriptError:
+        raise
+    except (OSError, ValueError, av.error.FFmpegError) as error:  # missing/unreadable files: OSError
+        raise ScriptError(error_message(error)) from error
+
+    info = source.info
+    # The input's own times are kept unless a constant rate is asked for (or the input has no times).
+    keep_times = (
+        settings.keep_duration and settings.out_fps is None and settings.input_fps is None and None not in input_times
+        and not slotted
+    )
+    is_container = is_video and not is_y4m
+    copy_audio = (is_container and info.has_audio and not settings.no_audio and settings.max_frames is None
+                  and keep_times)
+    if info.has_audio and not copy_audio:
+        logger.info("audio is not copied (only with the duration kept, a video output that is not YUV4MPEG2, no "
+                    "--max_frames/--no_audio)")
+    if info.kind == "y4m":
+        logger.info("the input is YUV4MPEG2, which carries no audio: the output has none")
+    if info.kind == "video":
+        logger.info("output times: %s", "the input's timestamps, new frames in between" if keep_times else
+                    f"a constant {format_rate(rate)} fps (the input's timestamps are not kept)")
+    turns = 0
+    if info.rotation and is_container:
+        logger.info("the input's display rotation (%d degrees) is carried into the output", info.rotation)
+    elif info.rotation and info.rotation % 90 == 0:
+        turns = info.rotation // 90
+        logger.info("the frames are turned upright: PNG frames keep no rotation, so the input's display rotation "
+                    "(%d degrees) is applied to them", info.rotation)
+    elif info.rotation:
+        logger.warning("the input's display rotation (%d degrees) is not a multiple of 90 and is not applied to the "
+                       "PNG frames", info.rotation)
+    time_base = None
+    if settings.fps is not None:
+        time_base = 1 / settings.fps
+    elif keep_times:
+        time_base = (info.time_base or 1 / info.frame_rate) / settings.factor
+    known_counts = [count for count in (info.frame_count, settings.max_frames) if count is not None]
+    input_count = min(known_counts) if known_counts else None
+    logger.info(
+        "%s: %dx%d, %s frames at %s fps -> %s -> %s at %s fps (%s on %s%s)",
+        info.path, info.width, info.height, input_count or "?",
+        format_rate(info.frame_rate) if info.frame_rate else "?",
+        f"{settings.factor}x" if settings.fps is None else "the 1/8 midpoint grid",
+        "standard output" if to_stdout else output, format_rate(rate), model_name(settings), device,
+        f", tiles {settings.tile} overlap {settings.overlap}" if settings.tile else "",
+    )
+    tensors = (frame_to_tensor(frame, device) for frame in chain(head, frames))
+    synthesised, gaps, grid, kept_indices = [0], GapCounts(), GridStats(), []
+    try:
+        if is_y4m:
+            width, height = (info.height, info.width) if turns % 2 else (info.width, info.height)
+            header = source.header if isinstance(source, Y4MSource) else Y4MHeader(width, height)
+            writer = Y4MWriter(str(target), replace(header, width=width, height=height, frame_rate=rate),
+                               settings.yuv_matrix, replace=settings.overwrite)
+        elif is_video:
+            writer = VideoWriter(
+                target, info.width, info.height, rate, codec=settings.codec, crf=settings.crf, preset=settings.preset,
+                pix_fmt=output_format, lossless=settings.lossless, audio_from=info.path if copy_audio else None,
+                rotation=info.rotation, time_base=time_base, replace=settings.overwrite, colour=info.colour,
+                hdr=info.hdr,
+            )
+        else:
+            writer = PNGFolderWriter(target, info.path, replace=settings.overwrite, bit_depth=png_bits)
+    except (av.error.FFmpegError, ValueError) as error:
+        hint = " (the audio is copied as it is: try --no_audio or another container)" if copy_audio else ""
+        raise ScriptError(
+            f"the {settings.codec} encoder cannot write {output} with its settings ({format_rate(rate)} fps from "
+            f"--fps/--out_fps/--input_fps/--factor, --preset {settings.preset}, --crf {settings.crf}, --out_pix_fmt "
+            f"{output_format}): {getattr(error, 'strerror', None) or error}{hint}"
+        ) from error
+    except OSError as error:
+        raise ScriptError(f"cannot write {output}: {error.strerror or error}") from error
+    except (KeyboardInterrupt, Terminated) as error:  # the writer removed what it had begun
+        raise interrupted(output, error) from error
+
+    started = time.perf_counter()
+    try:
+        with writer, tqdm(total=expected_output_count(settings, input_count, info.frame_rate),
+                          unit="frame", desc="interpolating", dynamic_ncols=True) as progress:
+            frames_out = timed_output(settings, tensors, input_times, counting(interpolate, synthesised), gaps, grid,
+                                      kept_indices, keep_times)
+            # Originals pass through as coded when the output keeps their format (the --factor chain only: there
+            # every factor-th output frame is the next input frame).
+            pass_through = (isinstance(writer, VideoWriter) and writer.pix_fmt == info.pix_fmt and settings.fps is None
+                            and not settings.dedup)
+            for index, (frame, seconds) in enumerate(frames_out):
+                if not torch.isfinite(frame).all():
+                    raise ValueError(non_finite_message(index, settings))
+                planes = input_planes.popleft() if index % settings.factor == 0 and pass_through else None
+                pixels = tensor_to_frame(frame, writer.sample_dtype)
+                writer.write(np.rot90(pixels, turns) if turns else pixels, seconds, planes)
+                progress.update()
+    except (OSError, ValueError, av.error.FFmpegError) as error:  # the writer has removed its partial output
+        raise ScriptError(error_message(error, output), RUN_FAILURE_STATUS) from error
+    except (KeyboardInterrupt, Terminated) as error:
+        writer.abort()  # the writer's own exit has done so, unless the signal came just before it
+        raise interrupted(output, error) from error
+    elapsed = time.perf_counter() - started
+
+    if settings.dedup:  # the planner numbered the distinct frames; the summary names input frames
+        gaps.cuts = [kept_indices[index + 1] - 1 for index in gaps.cuts]
+    summary = run_summary(info.path, output, input_times, writer.frames_written, rate,
+                          settings.factor if settings.fps is None else None, gaps, synthesised[0], elapsed)
+    if settings.fps is not None or settings.dedup:
+        summary.update(worst_time_error_seconds=float(grid.worst_error_seconds),
+                       worst_time_error_of_interval=float(grid.worst_error_of_interval),
+                       held_frames_dropped=len(input_times) - len(kept_indices) if settings.dedup else 0)
+        logger.info("every output frame within %.2f ms (%s of an input interval) of its time; %d held frame(s) "
+                    "dropped", 1000 * summary["worst_time_error_seconds"], grid.worst_error_of_interval,
+                    summary["held_frames_dropped"])
+    logger.info(
+        "%d frames in, %d frames out at %s fps in %.1f s (%.2f output frames/s); wrote %s",
+        summary["frames_in"], summary["frames_out"], format_rate(rate), elapsed, summary["frames_per_second"],
+        "standard output" if settings.output == STDIO else output,
+    )
+    print(summary_line(summary), file=sys.stderr)
+    if settings.report is not None:
+        try:
+            write_report(Path(settings.report), summary, settings.overwrite)
+        except OSError as error:
+            raise ScriptError(f"{output} was written, but not the report: {error_message(error)}",
+                              RUN_FAILURE_STATUS) from error
+        logger.info("wrote the summary to %s", settings.report)
+    return summary
+
+
 def interrupted(output: Optional[Path], signal: BaseException) -> Interrupted:
     """Ctrl-C or SIGTERM during the run, once the partial output has been removed."""
     return Interrupted(f"interrupted; {output if output else 'the output'} was not written",
@@ -315,180 +492,3 @@ def error_message(error: BaseException, output: Optional[Path] = None) -> str:
     if isinstance(error, OSError) and error.filename and error.strerror:
         return f"{error.filename}: {error.strerror}"
     return str(error)
-
-
-def convert(settings: Conversion) -> dict[str, object]:
-    """Raise the frame rate of ``settings.input`` into ``settings.output`` and return the run's summary (also
-    logged, and written to ``settings.report``). Bad settings or input raise :class:`ScriptError` before anything
-    is written; a failure during the run raises it with exit status 1 once the partial output is removed; Ctrl-C
-    and SIGTERM raise :class:`Interrupted`."""
-    # Everything that can fail is checked before the output is opened: arguments, device, input, output, model.
-    try:
-        flags = settings.flags()
-        # --out_dir only places the default output name (checked once it is known, below) unless it is a file.
-        out_dir_file = None if settings.output is not None or Path(settings.out_dir).is_dir() else settings.out_dir
-        refuse_aliased_paths(flags, written={"--out_dir": out_dir_file})
-        settings = checked(settings)
-        device = cli.select_device(settings.device, settings.gpu_id)
-        settings.runtime.check(device)
-        input_rate = cli.exact_frame_rate(settings.input_fps, "--input_fps") if settings.input_fps else None
-        if is_y4m_path(settings.input):
-            source: FrameSource = Y4MSource(settings.input, input_rate, settings.yuv_matrix, settings.allow_truncated)
-        else:
-            source = open_source(settings.input, settings.size, settings.pix_fmt, settings.bit_depth, input_rate,
-                                 settings.yuv_matrix,
-                                 settings.allow_truncated)
-        check_rate(settings, source.info.frame_rate)
-        rate = output_rate(settings, source.info.frame_rate)
-        output = resolve_output(settings, source, rate)
-        is_video = output.suffix != ""
-        is_y4m = is_y4m_path(str(output))
-        to_stdout = settings.output == STDIO
-        refuse_aliased_paths(flags, written={"--output": output, "--out_dir": None}, read={"--input": source.info.path})
-        target = output if to_stdout else check_output(output, source.info.path, is_video, settings.overwrite)
-        if settings.report is not None:
-            check_report_path(Path(settings.report), output, settings.overwrite)
-        if is_video:
-            output_format = output_pixel_format(settings, source.info)
-        else:
-            png_bits = png_bit_depth(settings.out_pix_fmt, source.info.bit_depth)
-            output_format = "rgb24" if png_bits == 8 else "rgb48be"
-        log_colour(source.info, output_format)
-        input_times: list[Optional[Fraction]] = []
-        input_planes: deque[Optional[Planes]] = deque()
-        coded = source.coded_frames()
-        slotted = bool(settings.fps or settings.dedup) and bool(settings.input_fps or source.info.frame_rate is None)
-        if slotted:  # the grid counts in seconds: without times of its own (or with --input_fps) frame k is at k / rate
-            coded = slot_times(coded, source.info.frame_rate or Fraction(1))
-        frames = recorded(coded, input_times, input_planes)
-        if settings.max_frames is not None:
-            frames = islice(frames, settings.max_frames)
-        head = list(islice(frames, 2))
-        if len(head) < 2:
-            raise ValueError(f"{source.info.path} has {len(head)} frame(s); interpolation needs at least 2")
-        interpolate = build_interpolator(settings, device)
-    except ScriptError:
-        raise
-    except (OSError, ValueError, av.error.FFmpegError) as error:  # missing/unreadable files: OSError
-        raise ScriptError(error_message(error)) from error
-
-    info = source.info
-    # The input's own times are kept unless a constant rate is asked for (or the input has no times).
-    keep_times = (
-        settings.keep_duration and settings.out_fps is None and settings.input_fps is None and None not in input_times
-        and not slotted
-    )
-    is_container = is_video and not is_y4m
-    copy_audio = (is_container and info.has_audio and not settings.no_audio and settings.max_frames is None
-                  and keep_times)
-    if info.has_audio and not copy_audio:
-        logger.info("audio is not copied (only with the duration kept, a video output that is not YUV4MPEG2, no "
-                    "--max_frames/--no_audio)")
-    if info.kind == "y4m":
-        logger.info("the input is YUV4MPEG2, which carries no audio: the output has none")
-    if info.kind == "video":
-        logger.info("output times: %s", "the input's timestamps, new frames in between" if keep_times else
-                    f"a constant {format_rate(rate)} fps (the input's timestamps are not kept)")
-    turns = 0
-    if info.rotation and is_container:
-        logger.info("the input's display rotation (%d degrees) is carried into the output", info.rotation)
-    elif info.rotation and info.rotation % 90 == 0:
-        turns = info.rotation // 90
-        logger.info("the frames are turned upright: PNG frames keep no rotation, so the input's display rotation "
-                    "(%d degrees) is applied to them", info.rotation)
-    elif info.rotation:
-        logger.warning("the input's display rotation (%d degrees) is not a multiple of 90 and is not applied to the "
-                       "PNG frames", info.rotation)
-    time_base = None
-    if settings.fps is not None:
-        time_base = 1 / settings.fps
-    elif keep_times:
-        time_base = (info.time_base or 1 / info.frame_rate) / settings.factor
-    known_counts = [count for count in (info.frame_count, settings.max_frames) if count is not None]
-    input_count = min(known_counts) if known_counts else None
-    logger.info(
-        "%s: %dx%d, %s frames at %s fps -> %s -> %s at %s fps (%s on %s%s)",
-        info.path, info.width, info.height, input_count or "?",
-        format_rate(info.frame_rate) if info.frame_rate else "?",
-        f"{settings.factor}x" if settings.fps is None else "the 1/8 midpoint grid",
-        "standard output" if to_stdout else output, format_rate(rate), model_name(settings), device,
-        f", tiles {settings.tile} overlap {settings.overlap}" if settings.tile else "",
-    )
-    tensors = (frame_to_tensor(frame, device) for frame in chain(head, frames))
-    synthesised, gaps, grid, kept_indices = [0], GapCounts(), GridStats(), []
-    try:
-        if is_y4m:
-            width, height = (info.height, info.width) if turns % 2 else (info.width, info.height)
-            header = source.header if isinstance(source, Y4MSource) else Y4MHeader(width, height)
-            writer = Y4MWriter(str(target), replace(header, width=width, height=height, frame_rate=rate),
-                               settings.yuv_matrix, replace=settings.overwrite)
-        elif is_video:
-            writer = VideoWriter(
-                target, info.width, info.height, rate, codec=settings.codec, crf=settings.crf, preset=settings.preset,
-                pix_fmt=output_format, lossless=settings.lossless, audio_from=info.path if copy_audio else None,
-                rotation=info.rotation, time_base=time_base, replace=settings.overwrite, colour=info.colour,
-                hdr=info.hdr,
-            )
-        else:
-            writer = PNGFolderWriter(target, info.path, replace=settings.overwrite, bit_depth=png_bits)
-    except (av.error.FFmpegError, ValueError) as error:
-        hint = " (the audio is copied as it is: try --no_audio or another container)" if copy_audio else ""
-        raise ScriptError(
-            f"the {settings.codec} encoder cannot write {output} with its settings ({format_rate(rate)} fps from "
-            f"--fps/--out_fps/--input_fps/--factor, --preset {settings.preset}, --crf {settings.crf}, --out_pix_fmt "
-            f"{output_format}): {getattr(error, 'strerror', None) or error}{hint}"
-        ) from error
-    except OSError as error:
-        raise ScriptError(f"cannot write {output}: {error.strerror or error}") from error
-    except (KeyboardInterrupt, Terminated) as error:  # the writer removed what it had begun
-        raise interrupted(output, error) from error
-
-    started = time.perf_counter()
-    try:
-        with writer, tqdm(total=expected_output_count(settings, input_count, info.frame_rate),
-                          unit="frame", desc="interpolating", dynamic_ncols=True) as progress:
-            frames_out = timed_output(settings, tensors, input_times, counting(interpolate, synthesised), gaps, grid,
-                                      kept_indices, keep_times)
-            # Originals pass through as coded when the output keeps their format (the --factor chain only: there
-            # every factor-th output frame is the next input frame).
-            pass_through = (isinstance(writer, VideoWriter) and writer.pix_fmt == info.pix_fmt and settings.fps is None
-                            and not settings.dedup)
-            for index, (frame, seconds) in enumerate(frames_out):
-                if not torch.isfinite(frame).all():
-                    raise ValueError(non_finite_message(index, settings))
-                planes = input_planes.popleft() if index % settings.factor == 0 and pass_through else None
-                pixels = tensor_to_frame(frame, writer.sample_dtype)
-                writer.write(np.rot90(pixels, turns) if turns else pixels, seconds, planes)
-                progress.update()
-    except (OSError, ValueError, av.error.FFmpegError) as error:  # the writer has removed its partial output
-        raise ScriptError(error_message(error, output), RUN_FAILURE_STATUS) from error
-    except (KeyboardInterrupt, Terminated) as error:
-        writer.abort()  # the writer's own exit has done so, unless the signal came just before it
-        raise interrupted(output, error) from error
-    elapsed = time.perf_counter() - started
-
-    if settings.dedup:  # the planner numbered the distinct frames; the summary names input frames
-        gaps.cuts = [kept_indices[index + 1] - 1 for index in gaps.cuts]
-    summary = run_summary(info.path, output, input_times, writer.frames_written, rate,
-                          settings.factor if settings.fps is None else None, gaps, synthesised[0], elapsed)
-    if settings.fps is not None or settings.dedup:
-        summary.update(worst_time_error_seconds=float(grid.worst_error_seconds),
-                       worst_time_error_of_interval=float(grid.worst_error_of_interval),
-                       held_frames_dropped=len(input_times) - len(kept_indices) if settings.dedup else 0)
-        logger.info("every output frame within %.2f ms (%s of an input interval) of its time; %d held frame(s) "
-                    "dropped", 1000 * summary["worst_time_error_seconds"], grid.worst_error_of_interval,
-                    summary["held_frames_dropped"])
-    logger.info(
-        "%d frames in, %d frames out at %s fps in %.1f s (%.2f output frames/s); wrote %s",
-        summary["frames_in"], summary["frames_out"], format_rate(rate), elapsed, summary["frames_per_second"],
-        "standard output" if settings.output == STDIO else output,
-    )
-    print(summary_line(summary), file=sys.stderr)
-    if settings.report is not None:
-        try:
-            write_report(Path(settings.report), summary, settings.overwrite)
-        except OSError as error:
-            raise ScriptError(f"{output} was written, but not the report: {error_message(error)}",
-                              RUN_FAILURE_STATUS) from error
-        logger.info("wrote the summary to %s", settings.report)
-    return summary
