@@ -134,8 +134,7 @@ def convert(settings: Conversion) -> dict[str, object]:
             source: FrameSource = Y4MSource(settings.input, input_rate, settings.yuv_matrix, settings.allow_truncated)
         else:
             source = open_source(settings.input, settings.size, settings.pix_fmt, settings.bit_depth, input_rate,
-                                 settings.yuv_matrix,
-                                 settings.allow_truncated)
+                                 settings.yuv_matrix, settings.allow_truncated)
         check_rate(settings, source.info.frame_rate)
         rate = output_rate(settings, source.info.frame_rate)
         output = resolve_output(settings, source, rate)
