@@ -35,6 +35,7 @@ from deploy.cpu import accelerate
 from deploy.route_benchmark import ROUTES, matmul_peak_gmacs, measure_routes
 from pipeline.cli import select_device
 from pipeline.forward_cost import count_flops, profile_breakdown, synchronize
+from pipeline.run_paths import refuse_aliased_paths
 
 log = logging.getLogger("benchmark")
 
@@ -333,6 +334,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         if device.type != "cpu":
             raise ScriptError("--routes compares CPU routes; run it with --device cpu")
     if args.json is not None:
+        refuse_aliased_paths(vars(args), read={"(the timing clip)": SAMPLE_CLIP})
         check_new_file(args.json, "--json", args.overwrite)
     if args.worker:  # one case, result as one JSON line for run_case_in_subprocess
         height, width = parse_height_width(args.sizes[0])

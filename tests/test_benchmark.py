@@ -92,3 +92,14 @@ def test_route_comparison_reports_speed_peak_fraction_and_agreement():
     assert routes["eager"]["max_abs_diff"] == 0 and routes["eager"]["psnr_vs_fp32_db"] == math.inf
     assert 0 < routes["bf16"]["max_abs_diff"] and 20 < routes["bf16"]["psnr_vs_fp32_db"] < math.inf
     assert "eager" in benchmark.format_routes([case]) and "of fp32 peak" in benchmark.format_routes([case])
+
+
+def test_json_never_replaces_the_timing_clip_or_an_existing_file(tmp_path, capsys):
+    clip = benchmark.SAMPLE_CLIP.read_bytes()
+    assert benchmark.main(["--sizes", "64x64", "--json", str(benchmark.SAMPLE_CLIP), "--overwrite"]) == 2
+    assert "is the same file as (the timing clip)" in capsys.readouterr().err
+    kept = tmp_path / "cost.json"
+    kept.write_text("earlier results")
+    assert benchmark.main(["--sizes", "64x64", "--json", str(kept)]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert benchmark.SAMPLE_CLIP.read_bytes() == clip and kept.read_text() == "earlier results"
