@@ -30,12 +30,12 @@ import models
 from common.failures import ScriptError, run_script
 from common.memory import allow_heap_reuse, heap_reuse_for
 from common.safe_write import atomic_write_text, check_new_file
-from data.video import read_video_frames
 from deploy.cpu import accelerate
 from deploy.route_benchmark import ROUTES, matmul_peak_gmacs, measure_routes
 from pipeline.cli import select_device
 from pipeline.forward_cost import count_flops, profile_breakdown, synchronize
 from pipeline.run_paths import refuse_aliased_paths
+from video.readers import read_video_frames
 
 log = logging.getLogger("benchmark")
 

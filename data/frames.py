@@ -1,44 +1,13 @@
-"""Reading frames from image files, the one reader every script uses, and the centre crop used by the test sets.
-
-Whatever the PNG/JPEG holds (8-bit RGB, greyscale, palette, RGBA, 16-bit greyscale or 16-bit RGB), a frame comes
-out as 8-bit RGB: 16-bit greyscale is rounded to 8 bits (a plain ``convert("RGB")`` would clip it, turning most
-pixels white), 16-bit RGB keeps Pillow's high byte (within one level of rounding), alpha is dropped and palette
-and grey images are expanded to RGB.
-"""
+"""Frames of the data sets as tensors (read by ``video/images.py``), and the centre crop used by the test sets."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 
 from common.files import PathType
-
-
-# Pillow's modes for 16-bit greyscale PNGs ("I" in older versions).
-SIXTEEN_BIT_GREY_MODES = ("I;16", "I;16B", "I;16L", "I")
-
-
-def read_image_rgb(path: PathType) -> np.ndarray:
-    """The image file at ``path`` as a writable (H, W, 3) uint8 RGB array (see the module docstring for the modes).
-
-    A missing file raises ``FileNotFoundError``; a file that is not a readable image (truncated, empty, another
-    format) raises ``ValueError`` naming it.
-    """
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"frame {path} not found")
-    try:
-        with Image.open(path) as image:
-            if image.mode in SIXTEEN_BIT_GREY_MODES:
-                grey = np.asarray(image, dtype=np.float64)
-                grey8 = np.clip(np.rint(grey / 257.0), 0, 255).astype(np.uint8)
-                return np.repeat(grey8[..., None], 3, axis=-1)
-            return np.array(image.convert("RGB"), dtype=np.uint8)
-    except (OSError, SyntaxError, ValueError) as error:  # Pillow reports damaged files with all three
-        raise ValueError(f"cannot read {path} as an image: {error}") from error
+from video.images import read_image_rgb
 
 
 def load_frame(path: PathType) -> Tensor:

@@ -35,9 +35,9 @@ import numpy as np
 from common.failures import ScriptError, run_script
 from common.files import PathType
 from data.make_sample import DEFAULT_VIDEO, save_frame
-from data.video import read_video_frames
 from pipeline.cli import positive_int
 from pipeline.run_paths import refuse_aliased_paths
+from video.readers import read_video_frames
 
 logger = logging.getLogger(__name__)
 

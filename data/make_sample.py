@@ -28,8 +28,8 @@ from PIL import Image
 from common.failures import ScriptError, run_script
 from common.files import PathType
 from data.testsets import SNUFILM_OFFSETS
-from data.video import read_video_frames
 from pipeline.run_paths import refuse_aliased_paths
+from video.readers import read_video_frames
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ from torch import nn
 
 import deploy.cpu.route
 import models
-from data.video import read_video_frames
 from deploy.cpu import accelerate
 from deploy.cpu.probe import onednn_unavailable_reason
 from models.feature import UMultiScaleResNext
@@ -19,6 +18,7 @@ from models.gridnet import DownSamplingBlock, LateralBlock, MIMOGridNet, UpSampl
 from models.kernel_estimation import KernelEstimation
 from models.resnet3d import Conv3d
 from models.texture import student_UNet3d_18
+from video.readers import read_video_frames
 
 CLIP = Path(__file__).resolve().parents[1] / "assets" / "bbb_448x256.mp4"
 FUSED_OP = "mkldnn::_convolution_pointwise"

@@ -17,9 +17,9 @@ from PIL import Image
 
 from data.make_demo_data import DEFAULT_TEST_FRAMES, DEFAULT_TRAIN_FRAMES, write_test_sequence
 from data.make_sample import DEFAULT_VIDEO
-from data.video import read_video_frames
 from models import student_STMFNet
 from models.checkpoint import load_checkpoint
+from video.readers import read_video_frames
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_CHECKPOINT = REPO_ROOT / "assets" / "demo_student.pth"

@@ -10,13 +10,13 @@ from torch import nn
 import deploy.cpu.banded_warp
 import deploy.cpu.resize
 import models
-from data.video import read_video_frames
 from deploy.cpu import accelerate
 from deploy.cpu.banded_warp import banded_route, warp_in_bands
 from deploy.cpu.fused import run_layers
 from deploy.cpu.resize import upsample
 from models.scales import normalize_frame
 from pipeline.forward_cost import count_flops
+from video.readers import read_video_frames
 
 CLIP = Path(__file__).resolve().parents[1] / "assets" / "bbb_448x256.mp4"
 FUSED_OP = "mkldnn::_convolution_pointwise"

@@ -14,7 +14,7 @@ from data import (
     build_test_set,
 )
 from data.make_sample import DEFAULT_VIDEO, LAYOUT_FOLDERS, build_sample
-from data.video import read_video_frames
+from video.readers import read_video_frames
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,11 +17,11 @@ from cupy_module.adacof import FunctionAdaCoF, adacof_traceable
 from cupy_module.correlation import correlation, correlation_traceable
 from cupy_module.softsplat import _Splat, splat_traceable
 from data.make_sample import build_sample
-from data.video import read_video_frames
 from deploy.backends import pytorch_interpolator
 from deploy.onnx_export import INPUT_NAMES, OUTPUT_NAME, export_model
 from deploy.onnx_runtime import OnnxInterpolator, choose_providers
 from models.pwcnet import backwarp
+from video.readers import read_video_frames
 
 CLIP = Path(__file__).resolve().parents[1] / "assets" / "bbb_448x256.mp4"
 PARITY_TOLERANCE = 1e-4

@@ -24,8 +24,8 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from data.video import read_video_frames
 from metrics import calc_ssim
+from video.readers import read_video_frames
 
 CLIP = Path(__file__).resolve().parents[1] / "assets" / "bbb_448x256.mp4"
 SSIM_RADIUS = 5  # half of the 11-pixel window

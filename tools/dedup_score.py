@@ -26,9 +26,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.failures import run_script  # noqa: E402
-from data.video import read_video_frames  # noqa: E402
 from metrics.quality import calc_psnr  # noqa: E402
 from pipeline.conversion import Conversion, convert  # noqa: E402
+from video.readers import read_video_frames  # noqa: E402
 
 CLIP = Path(__file__).resolve().parents[1] / "assets" / "bbb_448x256.mp4"
 

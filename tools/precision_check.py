@@ -23,10 +23,10 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import models  # noqa: E402
 from common.failures import ScriptError, run_script  # noqa: E402
-from data.video import read_video_frames  # noqa: E402
 from deploy.backends import pytorch_interpolator  # noqa: E402
 from metrics import calc_psnr  # noqa: E402
 from models.checkpoint import load_checkpoint  # noqa: E402
+from video.readers import read_video_frames  # noqa: E402
 
 CLIP = REPO_ROOT / "assets" / "bbb_448x256.mp4"
 DEMO_CHECKPOINT = REPO_ROOT / "assets" / "demo_student.pth"

@@ -32,9 +32,9 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.failures import ScriptError, run_script  # noqa: E402
-from data.video import read_video_frames  # noqa: E402
 from video.gaps import STATIC  # noqa: E402
 from video.interpolation import frame_to_tensor  # noqa: E402
+from video.readers import read_video_frames  # noqa: E402
 from video.scenes import (  # noqa: E402
     DEFAULT_SCENE_THRESHOLD,
     DEFAULT_STATIC_THRESHOLD,

@@ -24,8 +24,8 @@ import av
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.failures import run_script  # noqa: E402
-from data.video import read_video_frames  # noqa: E402
 from pipeline.conversion import Conversion, convert  # noqa: E402
+from video.readers import read_video_frames  # noqa: E402
 
 CLIP = Path(__file__).resolve().parents[1] / "assets" / "bbb_448x256.mp4"
 

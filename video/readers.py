@@ -1,4 +1,5 @@
-"""Streaming frame sources for ``interpolate.py``: any video PyAV decodes, raw YUV files, folders of images.
+"""Streaming frame sources for ``interpolate.py``: any video PyAV decodes, raw YUV files, folders of images; and
+``read_video_frames``, the video frames the data sets are cut from. The project's one video decoder.
 
 A source opens and checks its input when it is built (a missing, unreadable or malformed input, or a folder of
 frames of different sizes, raises before anything is written) and then yields (H, W, 3) RGB frames one at a time,
@@ -21,6 +22,7 @@ import logging
 import re
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from itertools import islice
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -29,9 +31,9 @@ import numpy as np
 from PIL import Image
 
 from common.files import PathType
-from data.frames import read_image_rgb
 from video.colour import Colour, colour_from_tags, integer_rgb, ycbcr_to_rgb
 from video.hdr import HDRMetadata, hdr_metadata
+from video.images import read_image_rgb
 from video.pixel_format import Planes, bit_depth, frame_planes, is_planar_ycbcr
 from video.yuv import MATRICES, YUVFormat, format_from_name, frame_rate_from_name, split_planes
 
@@ -234,6 +236,13 @@ class VideoFileSource(FrameSource):
             previous = time
             rgb, planes = self._converted(frame)
             yield rgb, time, planes
+
+
+def read_video_frames(path: PathType, max_frames: Optional[int] = None) -> list[np.ndarray]:
+    """The first ``max_frames`` frames (all when None) of a video file as (H, W, 3) uint8 RGB arrays in FFmpeg's
+    rgb24 values (:meth:`VideoFileSource.rgb24_frames`), as the data sets are cut. A missing file raises
+    FileNotFoundError, an unreadable or damaged one ValueError naming it."""
+    return list(islice(VideoFileSource(path).rgb24_frames(), max_frames))
 
 
 class YUVFileSource(FrameSource):
